@@ -1,0 +1,107 @@
+"""Planted targets and the spectral coupling A = Phi Lambda Phi^-1 (paper, Sec. 2 and Fig. 4).
+
+Target T_k (k = 0..K-1) has every entry at the high stable state xbar2 except the block
+[k b, (k+1) b), b = floor(N / (K + 2)), which sits at the low state xbar1. The first K columns of Phi
+are an orthonormal basis of the span of the targets (QR) and keep eigenvalue 0, so A T_k = 0 and each
+target, with y = y* everywhere, is a fixed point of the coupled network. The other N - K columns and
+their eigenvalues are trainable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def block_size(n_nodes: int, n_classes: int) -> int:
+    """b = floor(N / (K + 2)), the length of the low block of each target."""
+    if n_classes < 1:
+        raise ValueError(f"the number of classes K must be at least 1, got {n_classes}")
+    b = n_nodes // (n_classes + 2)
+    if b < 1 or n_classes >= n_nodes:
+        raise ValueError(
+            f"K = {n_classes} classes is too many for N = {n_nodes} nodes: each target needs a block "
+            f"of floor(N/(K+2)) >= 1 nodes, so N must be at least K + 2 = {n_classes + 2}"
+        )
+    return b
+
+
+def make_targets(n_nodes: int, n_classes: int, low: float, high: float) -> torch.Tensor:
+    """The K planted targets as a (K, N) float64 tensor (rows are targets)."""
+    b = block_size(n_nodes, n_classes)
+    targets = torch.full((n_classes, n_nodes), float(high), dtype=torch.float64)
+    for k in range(n_classes):
+        targets[k, k * b : (k + 1) * b] = float(low)
+    return targets
+
+
+def orthonormal_completion(basis: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """N - K orthonormal columns orthogonal to the K orthonormal columns of ``basis`` (N, K)."""
+    n, k = basis.shape
+    noise = torch.randn(n, n - k, dtype=basis.dtype, generator=generator)
+    noise = noise - basis @ (basis.T @ noise)
+    q, r = torch.linalg.qr(noise)
+    return q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+
+
+class SpectralCoupling(nn.Module):
+    """A = Phi diag(lambda) Phi^-1 with K fixed target directions of eigenvalue 0.
+
+    Parameters
+    ----------
+    targets:
+        (K, N) planted targets; their span gives the fixed columns of Phi.
+    eig_mean, eig_std:
+        initial trainable eigenvalues are drawn from N(eig_mean, eig_std^2).
+    generator:
+        torch random generator, for reproducible initialisation.
+    """
+
+    def __init__(
+        self,
+        targets: torch.Tensor,
+        eig_mean: float,
+        eig_std: float = 1.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if targets.ndim != 2:
+            raise ValueError(f"targets must have shape (K, N), got {tuple(targets.shape)}")
+        k, n = targets.shape
+        block_size(n, k)
+        q, r = torch.linalg.qr(targets.T.to(torch.float64))
+        if torch.diagonal(r).abs().min() < 1e-10:
+            raise ValueError("the targets are linearly dependent; they cannot span K directions")
+        free = orthonormal_completion(q, generator)
+        eig = eig_mean + eig_std * torch.randn(n - k, dtype=torch.float64, generator=generator)
+        self.register_buffer("phi_fixed", q.to(dtype))
+        self.phi_free = nn.Parameter(free.to(dtype))
+        self.eigenvalues = nn.Parameter(eig.to(dtype))
+
+    @property
+    def n_nodes(self) -> int:
+        """N."""
+        return self.phi_fixed.shape[0]
+
+    @property
+    def n_classes(self) -> int:
+        """K."""
+        return self.phi_fixed.shape[1]
+
+    def phi(self) -> torch.Tensor:
+        """Phi = [fixed target basis | trainable columns], shape (N, N)."""
+        return torch.cat([self.phi_fixed, self.phi_free], dim=1)
+
+    def spectrum(self) -> torch.Tensor:
+        """All N eigenvalues of A: K zeros followed by the N - K trainable ones."""
+        zeros = self.eigenvalues.new_zeros(self.n_classes)
+        return torch.cat([zeros, self.eigenvalues])
+
+    def matrix(self) -> torch.Tensor:
+        """A = Phi Lambda Phi^-1, computed with a linear solve instead of an explicit inverse.
+
+        A^T = Phi^-T (Phi Lambda)^T, so A is the transpose of solve(Phi^T, (Phi Lambda)^T).
+        """
+        phi = self.phi()
+        return torch.linalg.solve(phi.T, (phi * self.spectrum()).T).T
