@@ -21,14 +21,14 @@ from wcbook.data import (
     read_idx,
 )
 
-_FALLBACK_ROOT = pathlib.Path("/work/shared/data")
+_FALLBACK_ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def _real_root() -> pathlib.Path | None:
-    """Data root for the real-data tests: $WCBOOK_DATA, else /work/shared/data if present."""
+    """Data root for the real-data tests: $WCBOOK_DATA, else ../shared/data beside the checkout if present."""
     env = os.environ.get(DATA_ENV)
     if env:
         return pathlib.Path(env).expanduser()
