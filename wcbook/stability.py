@@ -254,8 +254,8 @@ def jacobian_for_display(p: WCParams = WCParams()) -> sp.Matrix:
     """The Jacobian written as in the paper: F_E(s_E), F_E'(s_E), F_I(s_I), F_I'(s_I)."""
     ps = p.symbolic()
     s_E, s_I = sp.symbols("s_E s_I", real=True)
-    names = {"F_E": (s_E, sp.Function("F_E"), sp.Function("F_E'")),
-             "F_I": (s_I, sp.Function("F_I"), sp.Function("F_I'"))}
+    names = {"F_E": (s_E, sp.Function("F_E"), sp.Function(r"F_E^{\prime}")),
+             "F_I": (s_I, sp.Function("F_I"), sp.Function(r"F_I^{\prime}"))}
 
     def prime(e: sp.Subs) -> sp.Expr:
         s, _, dF = names[e.expr.expr.func.__name__]

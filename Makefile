@@ -1,0 +1,15 @@
+# Maintainer shortcuts. The README's two commands are what users and CI run.
+.PHONY: notebooks test book
+
+# Re-execute every chapter from its Jupytext source into its paired notebook (keeps cell ids).
+notebooks:
+	for src in book/[0-9]*.py; do \
+	  jupytext --to ipynb --update "$$src" && \
+	  jupyter nbconvert --to notebook --execute --inplace "$${src%.py}.ipynb" || exit 1; \
+	done
+
+test:
+	python -m pytest --nbval
+
+book:
+	jupyter-book build . -W -n --keep-going

@@ -1,0 +1,123 @@
+"""Figures of the book. Each function draws on a matplotlib Axes (created when not given)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+from .dynamics import firing_functions, node_rhs
+from .params import WCParams
+from .stability import BistableStates, bistable_states, max_real_part, node_fixed_points, stability_interval, y_nullcline
+
+LOW, HIGH = "tab:blue", "tab:red"
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 4)) -> Axes:
+    return plt.subplots(figsize=figsize)[1] if ax is None else ax
+
+
+def phase_portrait(
+    p: WCParams = WCParams(),
+    ax: Axes | None = None,
+    x_range: tuple[float, float] = (0.0, 0.6),
+    y_range: tuple[float, float] = (0.0, 1.0),
+) -> Axes:
+    """Flow of one uncoupled node in the (x, y) plane with both nullclines and the fixed points."""
+    ax = _axes(ax)
+    F_E, F_I = firing_functions(p, np.tanh)
+    X, Y = np.meshgrid(np.linspace(*x_range, 41), np.linspace(*y_range, 41))
+    dX, dY = node_rhs(X, Y, 0.0, p, p.gamma, F_E, F_I)
+    ax.streamplot(X, Y, dX, dY, color=np.hypot(dX, dY), cmap="Greys", density=1.1, linewidth=0.7)
+    xs = np.linspace(*x_range, 801)
+    ax.plot(xs, y_nullcline(xs, p), color="tab:green", label="y-nullcline (dy/dt = 0)")
+    Xf, Yf = np.meshgrid(xs, np.linspace(*y_range, 801))
+    ax.contour(Xf, Yf, node_rhs(Xf, Yf, 0.0, p, p.gamma, F_E, F_I)[0], levels=[0], colors="tab:purple")
+    ax.plot([], [], color="tab:purple", label="x-nullcline (dx/dt = 0)")
+    for fp in node_fixed_points(p):
+        if x_range[0] <= fp.x <= x_range[1]:
+            ax.plot(fp.x, fp.y, "o", ms=8, mfc="k" if fp.stable else "w", mec="k")
+    ax.set(xlim=x_range, ylim=y_range, xlabel="excitatory rate x", ylabel="inhibitory rate y")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def bistable_profile(
+    p: WCParams = WCParams(), x_range: tuple[float, float] = (0.1, 0.5), ax: Axes | None = None
+) -> Axes:
+    """dx/dt along y = y* against x (Fig. 2): its zeros are the fixed points of one node."""
+    ax = _axes(ax)
+    xs = np.linspace(*x_range, 801)
+    F_E, F_I = firing_functions(p, np.tanh)
+    y_star = float(y_nullcline(0.0, p))
+    ax.plot(xs, node_rhs(xs, y_star, 0.0, p, p.gamma, F_E, F_I)[0], color="k")
+    for fp in node_fixed_points(p):
+        if x_range[0] <= fp.x <= x_range[1]:
+            ax.plot(fp.x, 0, "o", ms=8, mfc="k" if fp.stable else "w", mec="k")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.axvspan(max(0.0, x_range[0]), min(1.0, x_range[1]), color="0.93", zorder=0)
+    ax.set(xlabel="x", ylabel="dx/dt at y = y*", xlim=x_range,
+           title=f"F_E = {p.offset_E} + {p.amplitude_E} tanh({p.beta_E} s)")
+    return ax
+
+
+def stability_curves(
+    p: WCParams = WCParams(),
+    gamma: float | None = None,
+    mu: np.ndarray | None = None,
+    ax: Axes | None = None,
+    states: BistableStates | None = None,
+) -> Axes:
+    """max Re s_+- against mu = Gamma * lambda for both stable states (Figs. 3 and 6 top)."""
+    ax = _axes(ax)
+    gamma = p.gamma if gamma is None else gamma
+    states = bistable_states(p) if states is None else states
+    mu = np.linspace(-60, 100, 1601) if mu is None else mu
+    for name, x, color in (("xbar1", states.xbar1, LOW), ("xbar2", states.xbar2, HIGH)):
+        ax.plot(mu, max_real_part(mu, x, states.y_star, p, gamma), color=color, label=f"{name} = {x:.4f}")
+        edge = float(stability_interval(x, states.y_star, p, gamma).sup)
+        ax.axvline(edge, color=color, ls=":", lw=1)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set(xlabel=r"$\mu = \Gamma\lambda$", ylabel=r"max Re $s_\pm$", title=f"gamma = {gamma:g}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 10,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    scale: float = 1.3,
+) -> plt.Figure:
+    """A grid of square images given flattened (n, side*side) or (n, side, side)."""
+    images = np.asarray(torch.as_tensor(images).detach().cpu())
+    n = images.shape[0]
+    side = int(round(np.sqrt(images[0].size)))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i].reshape(side, side), cmap=cmap, vmin=vmin, vmax=vmax)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def distance_curves(
+    t: np.ndarray, distances: np.ndarray, labels: Sequence[str], ax: Axes | None = None
+) -> Axes:
+    """Distance to a reference state against time, one line per trajectory (log scale)."""
+    ax = _axes(ax)
+    for d, label in zip(np.asarray(distances), labels):
+        ax.semilogy(t, d, label=label)
+    ax.set(xlabel="time t", ylabel="max |x(t) - T_k|")
+    ax.legend(fontsize=8)
+    return ax
