@@ -29,6 +29,7 @@
 # fixed-point search and the SymPy derivation of the next chapter all call that one function.
 
 # %%
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 

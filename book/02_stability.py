@@ -26,6 +26,7 @@
 # SymPy symbols by calling the very function the torch integrator uses, then differentiates.
 
 # %%
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp

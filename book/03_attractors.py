@@ -25,6 +25,7 @@
 # $\bar x^{(1)}$. For MNIST, $N = 784$, $K = 10$, $b = 65$. Drawn as 28x28 images:
 
 # %%
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
