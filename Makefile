@@ -1,6 +1,8 @@
 # Maintainer shortcuts. The README's two commands are what users and CI run.
 .PHONY: notebooks test book
 
+export WCBOOK_DATA ?= $(abspath ../shared/data)
+
 # Re-execute every chapter from its Jupytext source into its paired notebook (keeps cell ids).
 notebooks:
 	for src in book/[0-9]*.py; do \

@@ -1,6 +1,8 @@
-"""Networks of Wilson-Cowan nodes as torch modules."""
+"""Networks of Wilson-Cowan nodes as torch modules, and the classifiers trained on images."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -97,3 +99,229 @@ class WilsonCowanNetwork(nn.Module):
             backward=backward,
             return_trajectory=return_trajectory,
         )
+
+
+def _invalid_parameter(module: nn.Module) -> str | None:
+    """Name of the first trainable parameter of ``module`` holding NaN or inf, else None.
+
+    One host synchronisation for all parameters together.
+    """
+    named = list(module.named_parameters())
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu()
+    for (name, _), ok in zip(named, finite.tolist()):
+        if not ok:
+            return f"parameter {name} contains NaN or inf"
+    return None
+
+
+def _mark_nonfinite(classes: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+    """Replace the class of every row of ``outputs`` holding NaN or inf by -1 (never a label)."""
+    return classes.masked_fill(~torch.isfinite(outputs).all(dim=1), -1)
+
+
+def _check_images(images: torch.Tensor, n_nodes: int) -> None:
+    """Shape check only (no host synchronisation): images must be flattened, (batch, N)."""
+    if images.ndim != 2 or images.shape[1] != n_nodes:
+        raise ValueError(
+            f"expected flattened images of shape (batch, {n_nodes}), got {tuple(images.shape)}; "
+            "use wcbook.data.flatten_images"
+        )
+
+
+class WilsonCowanClassifier(nn.Module):
+    """The paper's classifier: the image is the initial state, the planted attractor the answer.
+
+    ``forward`` integrates from x(0) = y(0) = image for the training horizon ``T_train`` and returns
+    x(T). A state is assigned to the target it is closest to in the paper's normalised distance
+    d_k = ||x - T_k||^2 / (||x|| ||T_k||); ``predict`` integrates for the (usually longer)
+    evaluation horizon ``T_eval`` (None: the same as ``T_train``). The loss is the mean squared
+    error between x(T) and the target of the label, averaged over nodes and batch, as Keras' ``mse``
+    does.
+
+    ``ortho_factor`` weighs the authors' orthogonality regulariser on the trainable eigenvectors
+    (:meth:`penalty`; the text cites orthogonality regularisation but gives no formula; 0 turns it
+    off).
+    """
+
+    def __init__(
+        self,
+        n_nodes: int,
+        n_classes: int,
+        params: WCParams = WCParams(),
+        *,
+        T_train: float = 2.5,
+        T_eval: float | None = 40.0,
+        dt: float = 0.1,
+        ortho_factor: float = 0.01,
+        seed: int | None = None,
+        learn_gamma: bool = True,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        check_time(T_train, dt)
+        if T_eval is not None:
+            check_time(T_eval, dt)
+        if not ortho_factor >= 0:
+            raise ValueError(f"ortho_factor must be non-negative, got {ortho_factor!r}")
+        self.network = WilsonCowanNetwork(
+            n_nodes, n_classes, params, seed=seed, learn_gamma=learn_gamma, dtype=dtype
+        )
+        self.T_train = float(T_train)
+        self.T_eval = float(T_train if T_eval is None else T_eval)
+        self.dt = float(dt)
+        self.ortho_factor = float(ortho_factor)
+
+    @property
+    def n_nodes(self) -> int:
+        """N, the number of pixels of a flattened image."""
+        return self.network.n_nodes
+
+    @property
+    def n_classes(self) -> int:
+        """K."""
+        return self.network.n_classes
+
+    @property
+    def gamma(self) -> torch.Tensor:
+        """The (trainable) inhibitory time scale."""
+        return self.network.gamma
+
+    def forward(self, images: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """x(T) from x(0) = y(0) = ``images`` (batch, N); T defaults to the training horizon.
+
+        Only the shape is checked, so that a training step never waits for the device; the
+        training loop checks the data once and the loss once per epoch.
+        """
+        _check_images(images, self.n_nodes)
+        x, _ = self.network.integrate(
+            images, T=self.T_train if T is None else T, dt=self.dt, validate=False
+        )
+        return x
+
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        """d_k = ||x - T_k||^2 / (||x|| ||T_k||) for every state and target, shape (batch, K)."""
+        targets = self.network.targets
+        squared = (x.unsqueeze(1) - targets).square().sum(dim=2)
+        norms = x.norm(dim=1, keepdim=True) * targets.norm(dim=1)
+        return squared / norms
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """q_k = (1/d_k) / sum_j (1/d_j), shape (batch, K); rows sum to 1.
+
+        Computed as softmax(-log d), which is the same number but stays finite when a state sits
+        exactly on a target (d_k = 0 then gives q_k = 1).
+        """
+        d = self.distances(x).clamp_min(torch.finfo(x.dtype).tiny)
+        return torch.softmax(-torch.log(d), dim=1)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Classes argmax_k q_k (= argmin_k d_k) of final states x; -1 where x is not finite."""
+        return _mark_nonfinite(self.distances(x).argmin(dim=1), x)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """Predicted classes of flattened images, integrating for T (default: ``T_eval``)."""
+        return self.classify(self(images, self.T_eval if T is None else T))
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean squared error between x(T) and the targets T_label (mean over nodes and batch)."""
+        return nn.functional.mse_loss(x, self.network.targets[labels])
+
+    def penalty(self) -> torch.Tensor:
+        """``ortho_factor`` x the mean |cos| of the angles between distinct free columns of Phi.
+
+        This is the quantity of the Keras ``OrthogonalRegularizer(mode="columns")`` the authors put
+        on those columns: zero while they stay orthogonal, whatever their lengths.
+        """
+        phi = self.network.coupling.phi_free
+        if self.ortho_factor == 0 or phi.shape[1] < 2:
+            return phi.new_zeros(())
+        unit = phi / phi.norm(dim=0, keepdim=True)
+        cosines = (unit.T @ unit).abs()
+        n = cosines.shape[0]
+        off_diagonal = cosines.sum() - cosines.diagonal().sum()
+        return self.ortho_factor * off_diagonal / (n * (n - 1))
+
+    def invalid_parameter(self) -> str | None:
+        """Why the parameters are unusable (NaN/inf, or gamma outside (0, inf)), or None."""
+        problem = _invalid_parameter(self)
+        if problem is not None:
+            return problem
+        gamma = float(self.gamma.detach())
+        if not gamma > 0:
+            return f"gamma = {gamma:.4g} left (0, inf)"
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars worth recording after training: the learned gamma."""
+        return {"gamma": float(self.gamma.detach())}
+
+
+class MLPClassifier(nn.Module):
+    """The baseline of the paper's Table 2: one tanh hidden layer, linear output, softmax + CE.
+
+    Weights start Glorot-uniform with zero biases, the Keras defaults the authors' baseline used.
+    ``forward`` returns the K logits; the interface (``loss``, ``classify``, ``predict``) matches
+    :class:`WilsonCowanClassifier` so one training loop serves both.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_classes: int,
+        hidden: int = 784,
+        *,
+        seed: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_inputs, hidden, dtype=dtype)
+        self.output = nn.Linear(hidden, n_classes, dtype=dtype)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        for layer in (self.hidden, self.output):
+            bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+            with torch.no_grad():
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.zero_()
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of inputs (pixels), named as in the Wilson-Cowan classifier."""
+        return self.hidden.in_features
+
+    @property
+    def n_classes(self) -> int:
+        """K."""
+        return self.output.out_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, K) of flattened images (batch, N)."""
+        _check_images(images, self.n_nodes)
+        return self.output(torch.tanh(self.hidden(images)))
+
+    def classify(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class indices argmax of the logits; -1 where the logits are not finite."""
+        return _mark_nonfinite(logits.argmax(dim=1), logits)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Predicted classes of flattened images."""
+        return self.classify(self(images))
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Softmax cross-entropy, mean over the batch."""
+        return nn.functional.cross_entropy(logits, labels)
+
+    def penalty(self) -> torch.Tensor:
+        """No regulariser: a zero added to the loss, so both models train with one loop."""
+        return self.output.weight.new_zeros(())
+
+    def invalid_parameter(self) -> str | None:
+        """Why the parameters are unusable (NaN/inf), or None."""
+        return _invalid_parameter(self)
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars worth recording after training (none beyond accuracy for the MLP)."""
+        return {}

@@ -121,3 +121,41 @@ def distance_curves(
     ax.set(xlabel="time t", ylabel="max |x(t) - T_k|")
     ax.legend(fontsize=8)
     return ax
+
+
+def eigenvalue_histogram(
+    mu: torch.Tensor | np.ndarray,
+    p: WCParams = WCParams(),
+    gamma: float | None = None,
+    states: BistableStates | None = None,
+) -> plt.Figure:
+    """Trained mu = Gamma * lambda against the stability region (Fig. 6, top and bottom).
+
+    Left: max Re s_+- at the learned gamma with the band the trained mu occupy; right: their
+    histogram.
+    """
+    mu = np.asarray(torch.as_tensor(mu).detach().cpu(), dtype=float)
+    states = bistable_states(p) if states is None else states
+    fig, (top, bottom) = plt.subplots(1, 2, figsize=(11, 3.8))
+    grid = np.linspace(min(mu.min(), -5.0) - 5.0, 80.0, 1200)
+    stability_curves(p, gamma, grid, ax=top, states=states)
+    top.axvspan(mu.min(), mu.max(), color="0.6", alpha=0.4, label="trained mu")
+    top.legend(fontsize=8)
+    bottom.hist(mu, bins=60, color="0.4")
+    bottom.set(xlabel=r"trained $\mu = \Gamma\lambda$", ylabel="count",
+               title=f"{mu.size} trainable eigenvalues in [{mu.min():.2f}, {mu.max():.2f}]")
+    fig.tight_layout()
+    return fig
+
+
+def trajectories(
+    xs: torch.Tensor, ys: torch.Tensor, dt: float, axes: Sequence[Axes] | None = None
+) -> Sequence[Axes]:
+    """Every node's x(t) and y(t) for one input (Fig. 7); ``xs``, ``ys`` of shape (steps+1, N)."""
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)[1]
+    t = np.arange(xs.shape[0]) * dt
+    for ax, z, name in zip(axes, (xs, ys), ("x (excitatory)", "y (inhibitory)")):
+        ax.plot(t, np.asarray(torch.as_tensor(z).detach().cpu()), lw=0.3, alpha=0.5)
+        ax.set(xlabel="time t", ylabel=name)
+    return axes

@@ -1,0 +1,574 @@
+"""The one training loop every experiment uses, with checkpoints, resumption and provenance.
+
+:func:`train` runs an :class:`~wcbook.experiments.ExperimentConfig` under a
+:class:`~wcbook.experiments.Profile` for one seed and returns (and writes) a results record:
+
+* everything random is seeded from ``seed`` (model initialisation, the shuffling generator, and the
+  global torch / numpy / python generators);
+* the profile's data are loaded once and moved to the device once; every epoch draws a fresh
+  permutation from a dedicated torch generator and slices batches from the device tensors;
+* Adam on ``loss + penalty`` (the data loss plus the model's regulariser);
+* after every epoch the loss (accumulated on the device, read once per epoch) and the parameters
+  are checked: NaN/inf or gamma outside (0, inf) raises :class:`DivergenceError` naming the epoch
+  and step, rather than training on garbage;
+* test accuracy (evaluation horizon) every ``profile.eval_every`` epochs and after the last one;
+* a checkpoint (model, optimiser, random-generator states, epoch, history) is written atomically
+  after every epoch to ``<checkpoint_dir>/<experiment>/<profile>/seed<k>.pt``; with ``resume=True``
+  an interrupted run continues from it and ends exactly as an uninterrupted run would. The final
+  checkpoint stays: :func:`load_trained` rebuilds the trained model from it;
+* the results record (JSON, written atomically) goes to
+  ``<results_dir>/<experiment>/<profile>/seed<k>.json``, ``<experiment>`` being the id or
+  ``<id>+<variant>``.
+
+History (one entry per epoch): ``loss`` (mean data loss over the epoch's batches, without the
+regulariser), ``train_accuracy`` (on those batches, classified at the *training* horizon as they
+were seen during the epoch), ``gamma`` (Wilson-Cowan only), ``seconds`` (training time of the
+epoch, kept in the checkpoint; the record holds its mean); ``test_epochs`` / ``test_accuracy`` hold
+the evaluations (evaluation horizon).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .data import flatten_images, load_images
+from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve, run_name
+
+__all__ = [
+    "DivergenceError",
+    "Split",
+    "train",
+    "evaluate",
+    "load_data",
+    "load_trained",
+    "checkpoint_path",
+    "results_path",
+    "select_device",
+    "device_name",
+    "git_commit",
+]
+
+#: Version of the checkpoint layout; bumped when it changes incompatibly.
+CHECKPOINT_FORMAT = 2
+
+#: Images per forward pass when measuring test accuracy (no gradients are kept).
+EVAL_BATCH = 1000
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class DivergenceError(RuntimeError):
+    """Training produced NaN/inf (loss, state or parameters) or gamma left (0, inf).
+
+    ``epoch`` is 1-based; ``step`` (1-based within the epoch) is known when the loss went bad.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+
+
+@dataclass(frozen=True)
+class Split:
+    """Flattened images (n, N) and labels (n,) of one data split, on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices, paths and provenance
+# ----------------------------------------------------------------------------------------------
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; anything else goes to :class:`torch.device`."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the hardware: the GPU model, or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def git_commit() -> tuple[str, bool | None]:
+    """(HEAD commit of the checkout holding this package, whether tracked files are modified).
+
+    ``("unknown", None)`` outside a git checkout. Read-only: ``--no-optional-locks`` keeps
+    ``git status`` from touching the index.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=_PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit, dirty
+
+
+def checkpoint_path(
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+) -> Path:
+    """``<checkpoint_dir>/<experiment>/<profile>/seed<k>.pt``."""
+    return Path(checkpoint_dir) / config.name / profile.name / f"seed{seed}.pt"
+
+
+def results_path(
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    results_dir: str | os.PathLike = "results",
+) -> Path:
+    """``<results_dir>/<experiment>/<profile>/seed<k>.json``."""
+    return Path(results_dir) / config.name / profile.name / f"seed{seed}.json"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and evaluation
+# ----------------------------------------------------------------------------------------------
+def load_data(
+    config: ExperimentConfig, profile: Profile, device: torch.device
+) -> tuple[Split, Split]:
+    """The profile's training and test images (first ``n_train`` / ``n_test``) on ``device``.
+
+    Raises ValueError when the data are not finite values in [0, 1] (checked once, here).
+    """
+    splits = []
+    for split, n in (("train", profile.n_train), ("test", profile.n_test)):
+        images, labels = load_images(config.dataset, split, size=config.image_size)
+        images, labels = flatten_images(images)[:n], labels[:n]
+        if not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+            raise ValueError(
+                f"{config.dataset} ({split}): pixel values must be finite and in [0, 1]"
+            )
+        if labels.numel() and (labels.min() < 0 or labels.max() >= config.n_classes):
+            raise ValueError(
+                f"{config.dataset} ({split}): labels outside 0..{config.n_classes - 1}"
+            )
+        splits.append(Split(images.to(device), labels.to(device)))
+    return splits[0], splits[1]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tuple[float, int]:
+    """(accuracy of ``model.predict`` on ``data``, number of outputs that were NaN/inf)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=data.labels.device)
+    nonfinite = torch.zeros_like(correct)
+    for start in range(0, len(data), batch_size):
+        predicted = model.predict(data.images[start : start + batch_size])
+        correct += (predicted == data.labels[start : start + batch_size]).sum()
+        nonfinite += (predicted < 0).sum()
+    model.train(was_training)
+    return correct.item() / max(len(data), 1), int(nonfinite.item())
+
+
+# ----------------------------------------------------------------------------------------------
+# Random generators
+# ----------------------------------------------------------------------------------------------
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_states() -> dict[str, Any]:
+    """Global generator states in types ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+def _as_config(config: ExperimentConfig | str) -> ExperimentConfig:
+    return get_experiment(config) if isinstance(config, str) else config
+
+
+def _divergence(
+    config: ExperimentConfig, epoch: int, what: str, step: int | None = None
+) -> DivergenceError:
+    where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+    return DivergenceError(
+        f"{config.name}: training diverged at {where}: {what}. Try a smaller learning rate "
+        f"(lr is {config.lr:g}), check the data (finite pixels in [0, 1], labels in range) and the "
+        "model parameters; the checkpoint of the last good epoch is kept.",
+        epoch=epoch,
+        step=step,
+    )
+
+
+def _new_history(model: nn.Module) -> dict[str, list]:
+    history: dict[str, list] = {
+        "loss": [],
+        "train_accuracy": [],
+        "seconds": [],
+        "test_epochs": [],
+        "test_accuracy": [],
+    }
+    for name in model.metrics():
+        history[name] = []
+    return history
+
+
+#: Fields that may change between a checkpoint and its resumption: they do not affect the
+#: training itself (a run may be resumed to more epochs, or evaluated on another schedule).
+_RESUMABLE_CHANGES = frozenset({"epochs", "eval_every", "description", "reference"})
+
+
+def _comparable(config: dict[str, Any], profile: dict[str, Any]) -> tuple[dict, dict]:
+    """Config and profile without the fields a resumed run may change."""
+    return (
+        {k: v for k, v in config.items() if k not in _RESUMABLE_CHANGES},
+        {k: v for k, v in profile.items() if k not in _RESUMABLE_CHANGES},
+    )
+
+
+def _load_checkpoint(
+    path: Path, config: dict[str, Any], profile: dict[str, Any], device: torch.device
+) -> dict[str, Any]:
+    """The checkpoint to resume, checked to belong to this run and not to be past its end."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"the checkpoint {path} has layout {state.get('format')}, this version writes "
+            f"{CHECKPOINT_FORMAT}; pass resume=False to start over"
+        )
+    if _comparable(state["config"], state["profile"]) != _comparable(config, profile):
+        raise ValueError(
+            f"the checkpoint {path} belongs to a different configuration or profile; "
+            "delete it or pass resume=False to start over"
+        )
+    if state["epoch"] > config["epochs"]:
+        raise ValueError(
+            f"the checkpoint {path} already holds {state['epoch']} epochs, more than the "
+            f"{config['epochs']} asked for; pass resume=False to start over"
+        )
+    return state
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Split,
+    batch_size: int,
+    generator: torch.Generator,
+    bar: tqdm,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over shuffled data: per-step losses, batch sizes and #correct (on the device)."""
+    device = data.labels.device
+    order = torch.randperm(len(data), generator=generator).to(device)
+    losses, sizes = [], []
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    bar.reset(total=math.ceil(len(data) / batch_size))
+    for start in range(0, len(data), batch_size):
+        index = order[start : start + batch_size]
+        images, labels = data.images[index], data.labels[index]
+        output = model(images)
+        loss = model.loss(output, labels)
+        optimizer.zero_grad(set_to_none=True)
+        (loss + model.penalty()).backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        sizes.append(len(index))
+        correct += (model.classify(output.detach()) == labels).sum()
+        bar.update()
+    return torch.stack(losses), torch.tensor(sizes, dtype=torch.float64), correct
+
+
+def train(
+    config: ExperimentConfig | str,
+    profile: Profile | str,
+    seed: int,
+    *,
+    device: str | torch.device = "auto",
+    results_dir: str | os.PathLike = "results",
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one experiment for one seed under a profile; write and return the results record.
+
+    ``config`` may be an experiment id; ``profile`` a profile name. With ``resume`` an existing
+    checkpoint of the same run (same configuration and profile up to the number of epochs)
+    is continued; a finished one only has its record rewritten.
+    """
+    wall_start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    profile = get_profile(profile)
+    config = resolve(_as_config(config), profile)
+    config_dict, profile_dict = config.to_dict(), profile.to_dict()
+    ckpt_file = checkpoint_path(config, profile, seed, checkpoint_dir)
+    dev = select_device(device)
+
+    _seed_everything(seed)
+    model = config.build_model(seed).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    shuffle = torch.Generator().manual_seed(seed)
+    history = _new_history(model)
+    done, previous_wall, wall_seconds = 0, 0.0, 0.0
+    session = _environment(dev)
+    environment = session
+
+    if resume and ckpt_file.exists():
+        state = _load_checkpoint(ckpt_file, config_dict, profile_dict, dev)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        _set_rng_states(state["rng"])
+        history, done = state["history"], state["epoch"]
+        previous_wall, started = state["wall_seconds"], state["started_utc"]
+        wall_seconds, environment = previous_wall, state["environment"]
+
+    if done < config.epochs:
+        train_data, test_data = load_data(config, profile, dev)
+        if len(train_data) == 0:
+            raise ValueError(
+                f"{config.name}: the profile {profile.name!r} selects no training images"
+            )
+
+    epochs_bar = tqdm(
+        total=config.epochs,
+        initial=done,
+        desc=f"{config.name} seed {seed}",
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    steps_bar = tqdm(total=0, desc="batches", leave=False, disable=not progress, dynamic_ncols=True)
+    try:
+        for epoch in range(done + 1, config.epochs + 1):
+            tick = time.perf_counter()
+            losses, sizes, correct = _train_epoch(
+                model, optimizer, train_data, config.batch_size, shuffle, steps_bar
+            )
+            losses = losses.cpu().double()  # the one host synchronisation of the epoch
+            seconds = time.perf_counter() - tick
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                step = int(bad[0]) + 1
+                raise _divergence(config, epoch, f"the loss is {losses[step - 1].item()}", step)
+            problem = model.invalid_parameter()
+            if problem is not None:
+                raise _divergence(config, epoch, problem)
+
+            history["loss"].append(float((losses * sizes).sum() / sizes.sum()))
+            history["train_accuracy"].append(correct.item() / len(train_data))
+            history["seconds"].append(seconds)
+            for name, value in model.metrics().items():
+                history[name].append(value)
+            if epoch % profile.eval_every == 0 or epoch == config.epochs:
+                accuracy, nonfinite = evaluate(model, test_data)
+                if nonfinite:
+                    raise _divergence(
+                        config,
+                        epoch,
+                        f"{nonfinite} test states are NaN/inf at the evaluation horizon "
+                        f"T = {config.eval_horizon:g}",
+                    )
+                history["test_epochs"].append(epoch)
+                history["test_accuracy"].append(accuracy)
+
+            wall_seconds = previous_wall + time.perf_counter() - wall_start
+            environment = session
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "config": config_dict,
+                "profile": profile_dict,
+                "seed": seed,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "shuffle_rng": shuffle.get_state(),
+                "rng": _rng_states(),
+                "history": history,
+                "started_utc": started,
+                "wall_seconds": wall_seconds,
+                "environment": environment,
+            }
+            _atomic_write(ckpt_file, lambda handle: torch.save(state, handle))
+
+            postfix = {
+                "loss": f"{history['loss'][-1]:.4g}",
+                "acc": f"{history['train_accuracy'][-1]:.3f}",
+            }
+            if history["test_accuracy"]:
+                postfix["test"] = f"{history['test_accuracy'][-1]:.3f}"
+            postfix.update({k: f"{v:.3f}" for k, v in model.metrics().items()})
+            epochs_bar.set_postfix(postfix)
+            epochs_bar.update()
+    finally:
+        steps_bar.close()
+        epochs_bar.close()
+
+    record = _record(config, profile, seed, model, history, started, wall_seconds, environment)
+    _atomic_write(
+        results_path(config, profile, seed, results_dir),
+        lambda handle: json.dump(record, handle, indent=1),
+        mode="w",
+    )
+    return record
+
+
+def _rounded(values: list, digits: int = 6) -> list:
+    return [float(f"{v:.{digits}g}") if isinstance(v, float) else v for v in values]
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    """Hardware and software of the session that trains (stored with every checkpoint)."""
+    return {
+        "device": device_name(device),
+        "device_type": device.type,
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _record(
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    model: nn.Module,
+    history: dict[str, list],
+    started: str,
+    wall_seconds: float,
+    environment: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON results record of a finished run.
+
+    ``wall_seconds`` sums the sessions that trained it (up to the last checkpoint); the hardware
+    and software are those of the last session that trained an epoch; the commit is read now.
+    """
+    commit, dirty = git_commit()
+    train_seconds = sum(history["seconds"])
+    metrics = {
+        "test_accuracy": history["test_accuracy"][-1],
+        "train_accuracy": history["train_accuracy"][-1],
+        "train_loss": history["loss"][-1],
+        **model.metrics(),
+    }
+    metrics = dict(zip(metrics, _rounded(list(metrics.values()))))
+    return {
+        "experiment": config.id,
+        "variant": config.variant,
+        "profile": profile.name,
+        "seed": seed,
+        "metrics": metrics,
+        "reference": dict(config.reference),
+        "epochs": config.epochs,
+        "n_train": profile.n_train,
+        "n_test": profile.n_test,
+        **environment,
+        "commit": commit,
+        "dirty": dirty,
+        "started_utc": started,
+        "wall_time_s": round(wall_seconds, 3),
+        "seconds_per_epoch": round(train_seconds / max(len(history["seconds"]), 1), 4),
+        "config": config.to_dict(),
+        "profile_config": profile.to_dict(),
+        "history": {
+            name: _rounded(values) for name, values in history.items() if name != "seconds"
+        },
+    }
+
+
+def load_trained(
+    experiment: str,
+    profile: str,
+    seed: int,
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+    *,
+    variant: str | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """The model of a finished (or interrupted) run, rebuilt from its checkpoint, in eval mode.
+
+    The configuration stored in the checkpoint is used, so the model matches the weights even
+    if the registry has changed since.
+    """
+    path = Path(checkpoint_dir) / run_name(experiment, variant) / profile / f"seed{seed}.pt"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; run `python -m wcbook run {experiment} --profile {profile}` "
+            "first (checkpoints are not kept in git)"
+        )
+    dev = select_device(device)
+    state = torch.load(path, map_location=dev, weights_only=True)
+    model = ExperimentConfig.from_dict(state["config"]).build_model().to(dev)
+    model.load_state_dict(state["model"])
+    return model.eval()
