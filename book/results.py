@@ -1,0 +1,44 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results
+#
+# Every results record committed under `results/<experiment>/<profile>/seed<k>.json`, gathered into
+# one table beside the paper's numbers. Each record is written by `python -m wcbook run ...` and says
+# how it was made; nothing here is typed in. Rows are grouped by experiment, variant and profile, with
+# the mean over seeds and the standard deviation of the mean (as the paper reports it).
+#
+# Only `paper`-profile rows are comparable with the paper; `smoke` rows are CI-scale CPU runs
+# (14x14 images, 4000 training images, 50 epochs) that check the machinery.
+
+# %%
+from pathlib import Path
+
+from wcbook.results import format_table, load_records, summarise
+
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
+records = load_records(ROOT / "results")
+print(format_table(summarise(records)))
+
+# %% [markdown]
+# ## Provenance of every record
+
+# %%
+for r in sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"], r["seed"])):
+    name = r["experiment"] + (f"+{r['variant']}" if r["variant"] else "")
+    print(
+        f"{name:24s} {r['profile']:6s} seed {r['seed']}  {r['device']} ({r['device_type']}), "
+        f"commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}, {r['started_utc']}, "
+        f"{r['wall_time_s']:.0f} s, {r['epochs']} epochs"
+    )
