@@ -31,7 +31,6 @@
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import numpy as np
 
 from wcbook.params import WCParams
 from wcbook.plots import bistable_profile, phase_portrait

@@ -1,0 +1,567 @@
+"""Benchmark of one training step: a plain reference, the project's autograd path, the engine.
+
+Run ``python -m wcbook.bench`` (full form) or ``python -m wcbook.bench --quick`` (CI, small sizes).
+
+What is timed is one full training step of the classifier workload: A is built from its spectral
+parameters, x(0) = y(0) = images are integrated for n Euler steps, the MSE to the class targets is
+back-propagated and Adam takes a step. The implementations are
+
+``reference``
+    :class:`ReferenceWilsonCowan`, kept here on purpose: a straightforward module that rebuilds
+    A = Phi diag(lambda) inv(Phi) with an explicit inverse every forward, loops over the steps with
+    the element-wise operations written out plainly, and leaves the backward pass to autograd. The
+    speed-up over it is the figure of merit.
+``autograd``
+    the project's :meth:`wcbook.models.WilsonCowanNetwork.integrate` (A by a solve, autograd).
+``engine``
+    :func:`wcbook.engine.integrate_fast`, A from :meth:`wcbook.coupling.SpectralCoupling.matrix`.
+``engine-compiled``
+    the engine with ``compiled=True``: each step's element-wise work fused by torch.compile
+    (compilation happens in the warm-up and is not timed).
+``engine-bf16``
+    an experiment, not a default: the engine with bfloat16 matrix products. The record also holds
+    the largest deviation of x(T) and y(T) from float32 on the same inputs, next to the deviation
+    of float32 from float64 as a yardstick.
+``gemm-floor``
+    not a training step: only the matrix products a step cannot avoid (n forward, n adjoint, and
+    the dL/dA products as one stacked product), the bound for any fp32 implementation.
+
+The implementations are timed in turn within each repetition (rotating the order), so that a
+machine whose load changes during the run penalises them alike; warm-up steps are excluded and the
+median is reported. FLOPs counted are the matrix products of the step: 2 B N^2 per product, n in
+the forward pass and 2 n in the backward pass; building A (O(N^3) once per step) is not counted.
+
+Memory: on CUDA the peak of ``torch.cuda.max_memory_allocated`` over one step. On CPU the bytes
+held for the backward pass (the distinct storages packed by autograd's saved-tensor hooks during one
+step, parameters included), which is what separates the implementations; the process-wide
+``resource.getrusage`` maximum RSS at the end of the run is recorded too, for the run as a whole.
+
+The record goes to ``benchmarks/results/<device-slug>-<UTC timestamp>.json`` (written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime as dt_
+import json
+import math
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.autograd.graph import saved_tensors_hooks
+
+from .engine import integrate_fast
+from .models import WilsonCowanNetwork
+from .params import WCParams
+from .training import device_name, git_commit
+
+__all__ = [
+    "BenchSettings",
+    "QUICK",
+    "FULL",
+    "ReferenceWilsonCowan",
+    "run_benchmark",
+    "write_record",
+    "format_table",
+    "main",
+]
+
+IMPLEMENTATIONS = (
+    "reference",
+    "autograd",
+    "engine",
+    "engine-compiled",
+    "engine-bf16",
+    "gemm-floor",
+)
+EPOCH_IMAGES = 60_000
+RESULTS_DIR = Path("benchmarks") / "results"
+
+#: Vendor FP32 (non-tensor-core) peaks, FLOP/s; TF32 is off in PyTorch's matmul by default.
+NOMINAL_FP32_PEAK = {"H100 PCIe": 51.2e12, "H100": 66.9e12, "H200": 66.9e12, "A100": 19.5e12}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one benchmark run measures.
+
+    ``n_nodes`` and ``steps`` span the main workload (every pair is timed); ``scaling_nodes`` are
+    timed at ``scaling_steps`` to show how the cost grows with N.
+    """
+
+    n_nodes: tuple[int, ...] = (784,)
+    steps: tuple[int, ...] = (25, 35)
+    scaling_nodes: tuple[int, ...] = (196, 441, 784, 1225)
+    scaling_steps: int = 25
+    n_classes: int = 10
+    batch: int = 200
+    dt: float = 0.1
+    repeats: int = 11
+    warmup: int = 2
+    lr: float = 1e-3
+    seed: int = 0
+    bf16: bool = True
+    compiled: bool = True
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for the record."""
+        return dataclasses.asdict(self)
+
+
+QUICK = BenchSettings(
+    n_nodes=(196,), scaling_nodes=(100, 196), repeats=3, warmup=1, bf16=False, compiled=False
+)
+FULL = BenchSettings()
+
+
+class ReferenceWilsonCowan(nn.Module):
+    """The plain baseline the speed-up is measured against.
+
+    A = Phi diag(lambda) inv(Phi) is rebuilt every forward with an explicit inverse, the Euler steps
+    are a Python loop of unfused element-wise operations, autograd does the backward pass. Phi is
+    (N, N): K fixed columns (a buffer) and N - K trainable ones; lambda holds the N - K trainable
+    eigenvalues (the K fixed ones are 0); gamma is trainable.
+    """
+
+    def __init__(
+        self,
+        phi_fixed: torch.Tensor,
+        phi_free: torch.Tensor,
+        eigenvalues: torch.Tensor,
+        gamma: float,
+        Gamma: float,
+        params: WCParams,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("phi_fixed", phi_fixed.detach().clone())
+        self.phi_free = nn.Parameter(phi_free.detach().clone())
+        self.eigenvalues = nn.Parameter(eigenvalues.detach().clone())
+        self.gamma = nn.Parameter(torch.tensor(float(gamma), dtype=phi_free.dtype))
+        self.Gamma = Gamma
+        self.params = params
+
+    def coupling_matrix(self) -> torch.Tensor:
+        """A = Phi diag(lambda) Phi^-1 with an explicit inverse."""
+        phi = torch.cat([self.phi_fixed, self.phi_free], dim=1)
+        zeros = torch.zeros(self.phi_fixed.shape[1], dtype=phi.dtype, device=phi.device)
+        lam = torch.cat([zeros, self.eigenvalues])
+        return phi @ torch.diag(lam) @ torch.linalg.inv(phi)
+
+    def forward(self, images: torch.Tensor, steps: int, dt: float) -> torch.Tensor:
+        """x after ``steps`` Euler steps from x = y = images."""
+        p = self.params
+        A = self.coupling_matrix()
+        x = images
+        y = images
+        for _ in range(steps):
+            coupling = self.Gamma * (x @ A.T)
+            s_E = p.w_EE * x - p.w_EI * y + p.h_E + coupling
+            s_I = p.w_IE * x - p.w_II * y + p.h_I
+            F_E = p.offset_E + p.amplitude_E * torch.tanh(p.beta_E * s_E)
+            F_I = p.offset_I + p.amplitude_I * torch.tanh(p.beta_I * s_I)
+            dx = -p.alpha_E * x + (1 - x) * F_E
+            dy = (-p.alpha_I * y + (1 - y) * F_I) / self.gamma
+            x = x + dt * dx
+            y = y + dt * dy
+        return x
+
+
+# ------------------------------------------------------------------------------ workload
+@dataclass
+class _Workload:
+    """One (N, steps) configuration: images, their class targets and the initial network."""
+
+    n_nodes: int
+    steps: int
+    images: torch.Tensor
+    targets: torch.Tensor
+    network: WilsonCowanNetwork
+
+
+def _make_workload(s: BenchSettings, n_nodes: int, steps: int, device: torch.device) -> _Workload:
+    """Random images in [0, 1], random labels' targets and a seeded network."""
+    dtype = getattr(torch, s.dtype)
+    gen = torch.Generator().manual_seed(s.seed)
+    network = WilsonCowanNetwork(n_nodes, s.n_classes, seed=s.seed, dtype=dtype).to(device)
+    images = torch.rand(s.batch, n_nodes, generator=gen, dtype=dtype).to(device)
+    labels = torch.randint(0, s.n_classes, (s.batch,), generator=gen)
+    targets = network.targets[labels.to(device)]
+    return _Workload(n_nodes, steps, images, targets, network)
+
+
+def _training_step(name: str, w: _Workload, s: BenchSettings) -> Callable[[], torch.Tensor]:
+    """A closure running one training step of implementation ``name`` on its own model copy."""
+    T = w.steps * s.dt
+    net = copy.deepcopy(w.network)
+    if name == "reference":
+        c = net.coupling
+        model: nn.Module = ReferenceWilsonCowan(
+            c.phi_fixed, c.phi_free, c.eigenvalues, float(net.gamma.detach()), net.Gamma, net.params
+        )
+
+        def forward() -> torch.Tensor:
+            return model(w.images, w.steps, s.dt)
+
+    elif name == "autograd":
+        model = net
+
+        def forward() -> torch.Tensor:
+            return net.integrate(w.images, T=T, dt=s.dt, validate=False)[0]
+
+    else:
+        model = net
+        options = {
+            "matmul_dtype": torch.bfloat16 if name == "engine-bf16" else None,
+            "compiled": name == "engine-compiled",
+        }
+
+        def forward() -> torch.Tensor:
+            A = net.coupling.matrix()
+            x, _ = integrate_fast(
+                w.images, w.images, A, net.gamma, net.Gamma, net.params, T, s.dt, **options
+            )
+            return x
+
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(forward(), w.targets)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def _gemm_floor(w: _Workload) -> Callable[[], torch.Tensor]:
+    """The matrix products of one training step alone, on preallocated buffers."""
+    b, n = w.images.shape
+    A = w.network.coupling.matrix().detach()
+    X = torch.rand(w.steps, b, n, dtype=A.dtype, device=A.device)
+    out = torch.empty(b, n, dtype=A.dtype, device=A.device)
+
+    def run() -> torch.Tensor:
+        for k in range(w.steps):
+            torch.mm(X[k], A.t(), out=out)
+        for k in range(w.steps):
+            torch.mm(X[k], A, out=out)
+        return torch.mm(X.view(-1, n).t(), X.view(-1, n))
+
+    return run
+
+
+# ------------------------------------------------------------------------------ measuring
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _saved_bytes(step: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct storages autograd keeps for the backward pass during one step."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(storages.values())
+
+
+def _peak_cuda_bytes(step: Callable[[], torch.Tensor], device: torch.device) -> int:
+    """Peak bytes allocated on the GPU during one step."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def _matmul_flops(batch: int, n_nodes: int, steps: int) -> int:
+    """2 B N^2 per product; n products forward, 2 n backward (adjoint and dL/dA)."""
+    return 3 * steps * 2 * batch * n_nodes * n_nodes
+
+
+def _nominal_peak(device: torch.device) -> tuple[float | None, str]:
+    """(FLOP/s, source) of the device's nominal fp32 peak; None where not known."""
+    if device.type != "cuda":
+        return None, "unknown: no vendor figure for this (virtualised) CPU's fp32 matmul peak"
+    name = torch.cuda.get_device_name(device)
+    for key, peak in NOMINAL_FP32_PEAK.items():
+        if key in name:
+            return peak, f"vendor datasheet, FP32 non-tensor-core ({key})"
+    return None, f"unknown for {name}"
+
+
+def _bf16_deviation(w: _Workload, s: BenchSettings) -> dict[str, float]:
+    """Largest |x(T)|, |y(T)| deviations: bf16 products from float32, float32 from float64."""
+    net = w.network
+    T = w.steps * s.dt
+    with torch.no_grad():
+        A = net.coupling.matrix()
+        args = (w.images, w.images, A, net.gamma, net.Gamma, net.params, T, s.dt)
+        x32, y32 = integrate_fast(*args)
+        x16, y16 = integrate_fast(*args, matmul_dtype=torch.bfloat16)
+        img, A64, g64 = w.images.double(), A.double(), net.gamma.double()
+        x64, y64 = integrate_fast(img, img, A64, g64, net.Gamma, net.params, T, s.dt)
+    return {
+        "max_abs_dx": float((x16 - x32).abs().max()),
+        "max_abs_dy": float((y16 - y32).abs().max()),
+        "fp32_vs_fp64_max_abs_dx": float((x32.double() - x64).abs().max()),
+        "fp32_vs_fp64_max_abs_dy": float((y32.double() - y64).abs().max()),
+    }
+
+
+def _time_configuration(
+    s: BenchSettings, n_nodes: int, steps: int, names: Sequence[str], device: torch.device
+) -> dict[str, Any]:
+    """Time every implementation on one (N, steps) workload, interleaved, and summarise."""
+    w = _make_workload(s, n_nodes, steps, device)
+    runners: dict[str, Callable[[], torch.Tensor]] = {}
+    memory: dict[str, int] = {}
+    for name in names:
+        if name == "gemm-floor":
+            runners[name] = _gemm_floor(w)
+            continue
+        step = _training_step(name, w, s)
+        runners[name] = step
+        memory[name] = (
+            _peak_cuda_bytes(step, device) if device.type == "cuda" else _saved_bytes(step)
+        )
+    for _ in range(s.warmup):
+        for run in runners.values():
+            run()
+    _sync(device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    order = list(names)
+    for r in range(s.repeats):
+        rotated = order[r % len(order) :] + order[: r % len(order)]
+        for name in rotated:
+            _sync(device)
+            start = time.perf_counter()
+            runners[name]()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    flops = _matmul_flops(s.batch, n_nodes, steps)
+    peak, _ = _nominal_peak(device)
+    steps_per_epoch = math.ceil(EPOCH_IMAGES / s.batch)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    ref = median.get("reference")
+    rows = {}
+    for name in names:
+        rows[name] = {
+            "median_s": median[name],
+            "min_s": min(times[name]),
+            "times_s": times[name],
+            "speedup_vs_reference": None if ref is None else ref / median[name],
+            "epoch_s": median[name] * steps_per_epoch,
+            "matmul_gflops": flops / median[name] / 1e9,
+            "fraction_of_peak": None if peak is None else flops / median[name] / peak,
+            "memory_bytes": memory.get(name),
+        }
+    result: dict[str, Any] = {
+        "n_nodes": n_nodes,
+        "steps": steps,
+        "batch": s.batch,
+        "matmul_flops_per_step": flops,
+        "steps_per_epoch": steps_per_epoch,
+        "implementations": rows,
+    }
+    if "engine-bf16" in names:
+        result["bf16_deviation"] = _bf16_deviation(w, s)
+    return result
+
+
+# ------------------------------------------------------------------------------ provenance
+def _slug(text: str) -> str:
+    """Lower-case letters and digits joined by hyphens, for file names."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other processes competing for the cores)."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------------------ running
+def run_benchmark(
+    settings: BenchSettings = FULL,
+    *,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Run the benchmark and return its record (see the module docstring); nothing is written."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    skip = {"engine-bf16": not settings.bf16, "engine-compiled": not settings.compiled}
+    names = [n for n in IMPLEMENTATIONS if not skip.get(n, False)]
+    started = dt_.datetime.now(dt_.timezone.utc)
+    wall0 = time.perf_counter()
+    load_start = _load()
+    main_runs = []
+    for n_nodes in settings.n_nodes:
+        for steps in settings.steps:
+            if log:
+                log(f"timing N = {n_nodes}, {steps} steps ...")
+            main_runs.append(_time_configuration(settings, n_nodes, steps, names, dev))
+    scaling_names = [n for n in names if n != "engine-bf16"]
+    scaling_runs = []
+    for n_nodes in settings.scaling_nodes:
+        if log:
+            log(f"timing N = {n_nodes}, {settings.scaling_steps} steps (scaling) ...")
+        scaling_runs.append(
+            _time_configuration(settings, n_nodes, settings.scaling_steps, scaling_names, dev)
+        )
+    peak, peak_source = _nominal_peak(dev)
+    return {
+        "schema": "wcbook-bench/1",
+        "provenance": {
+            "device": dev.type,
+            "device_name": device_name(dev),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **dict(zip(("commit", "dirty"), git_commit())),
+            "started_utc": started.isoformat(timespec="seconds"),
+            "wall_s": time.perf_counter() - wall0,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": _load(),
+        },
+        "settings": settings.to_dict(),
+        "nominal_peak_flops": peak,
+        "nominal_peak_source": peak_source,
+        "memory_measure": (
+            "torch.cuda.max_memory_allocated over one step"
+            if dev.type == "cuda"
+            else "bytes of distinct storages saved for backward in one step (saved-tensor hooks)"
+        ),
+        "max_rss_bytes": _max_rss_bytes(),
+        "main": main_runs,
+        "scaling": scaling_runs,
+    }
+
+
+def _max_rss_bytes() -> int:
+    """Process-wide maximum resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def write_record(record: dict[str, Any], directory: str | Path = RESULTS_DIR) -> Path:
+    """Write ``record`` as ``<device-slug>-<UTC timestamp>.json`` in ``directory``, atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    prov = record["provenance"]
+    stamp = dt_.datetime.fromisoformat(prov["started_utc"]).strftime("%Y%m%dT%H%M%SZ")
+    path = directory / f"{_slug(prov['device'] + '-' + prov['device_name'])}-{stamp}.json"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def format_table(record: dict[str, Any]) -> str:
+    """The record's timings as a short text table."""
+    prov = record["provenance"]
+    peak = record["nominal_peak_flops"]
+    load = prov["load_average_start"]
+    lines = [
+        f"{prov['device_name']} | torch {prov['torch']} | {prov['threads']} threads | "
+        f"load avg at start {'?' if load is None else f'{load[0]:.2f}'} | fp32 peak: "
+        + (f"{peak / 1e12:.1f} TFLOP/s" if peak else "unknown"),
+        f"{'N':>5} {'steps':>5} {'implementation':<15} {'median ms':>10} {'vs ref':>7} "
+        f"{'s/epoch':>8} {'GFLOP/s':>8} {'% peak':>6} {'mem MiB':>8}",
+    ]
+    for run in record["main"] + record["scaling"]:
+        for name, row in run["implementations"].items():
+            speed, mem = row["speedup_vs_reference"], row["memory_bytes"]
+            frac = row["fraction_of_peak"]
+            lines.append(
+                f"{run['n_nodes']:>5} {run['steps']:>5} {name:<15} {row['median_s'] * 1e3:>10.1f} "
+                f"{'' if speed is None else f'{speed:.2f}x':>7} {row['epoch_s']:>8.1f} "
+                f"{row['matmul_gflops']:>8.1f} {'' if frac is None else f'{100 * frac:.1f}':>6} "
+                f"{'' if mem is None else f'{mem / 2**20:.1f}':>8}"
+            )
+        if "bf16_deviation" in run:
+            d = run["bf16_deviation"]
+            lines.append(
+                f"{'':>11} bf16 vs fp32: max|dx| = {d['max_abs_dx']:.1e}, max|dy| = "
+                f"{d['max_abs_dy']:.1e} (fp32 vs fp64: {d['fp32_vs_fp64_max_abs_dx']:.1e}, "
+                f"{d['fp32_vs_fp64_max_abs_dy']:.1e})"
+            )
+    lines.append("gemm-floor: the matrix products alone (not a training step)")
+    lines.append(f"memory: {record['memory_measure']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point: run, print the table, write the record."""
+    parser = argparse.ArgumentParser(
+        prog="python -m wcbook.bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="CI form: small sizes, few repeats")
+    parser.add_argument("--repeats", type=int, help="timed repetitions per implementation")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the engine with bfloat16 matrix products (default: on in the full form)",
+    )
+    parser.add_argument(
+        "--compiled",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the engine with torch.compile'd element-wise steps (default: full form)",
+    )
+    parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the JSON record")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    changes: dict[str, Any] = {}
+    if args.repeats is not None:
+        changes["repeats"] = args.repeats
+    if args.bf16 is not None:
+        changes["bf16"] = args.bf16
+    if args.compiled is not None:
+        changes["compiled"] = args.compiled
+    settings = dataclasses.replace(settings, **changes)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    record = run_benchmark(settings, device=args.device)
+    path = write_record(record, args.out)
+    print(format_table(record))
+    print(f"record: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
