@@ -424,6 +424,8 @@ def run_benchmark(
             if log:
                 log(f"timing N = {n_nodes}, {steps} steps ...")
             main_runs.append(_time_configuration(settings, n_nodes, steps, names, dev))
+            if log:
+                log("\n".join(_format_run(main_runs[-1])))
     scaling_names = [n for n in names if n != "engine-bf16"]
     scaling_runs = []
     for n_nodes in settings.scaling_nodes:
@@ -432,6 +434,8 @@ def run_benchmark(
         scaling_runs.append(
             _time_configuration(settings, n_nodes, settings.scaling_steps, scaling_names, dev)
         )
+        if log:
+            log("\n".join(_format_run(scaling_runs[-1])))
     peak, peak_source = _nominal_peak(dev)
     return {
         "schema": "wcbook-bench/1",
@@ -488,6 +492,28 @@ def write_record(record: dict[str, Any], directory: str | Path = RESULTS_DIR) ->
     return path
 
 
+def _format_run(run: dict[str, Any]) -> list[str]:
+    """Table rows of one (N, steps) configuration."""
+    lines = []
+    for name, row in run["implementations"].items():
+        speed, mem = row["speedup_vs_reference"], row["memory_bytes"]
+        frac = row["fraction_of_peak"]
+        lines.append(
+            f"{run['n_nodes']:>5} {run['steps']:>5} {name:<15} {row['median_s'] * 1e3:>10.1f} "
+            f"{'' if speed is None else f'{speed:.2f}x':>7} {row['epoch_s']:>8.1f} "
+            f"{row['matmul_gflops']:>8.1f} {'' if frac is None else f'{100 * frac:.1f}':>6} "
+            f"{'' if mem is None else f'{mem / 2**20:.1f}':>8}"
+        )
+    if "bf16_deviation" in run:
+        d = run["bf16_deviation"]
+        lines.append(
+            f"{'':>11} bf16 vs fp32: max|dx| = {d['max_abs_dx']:.1e}, max|dy| = "
+            f"{d['max_abs_dy']:.1e} (fp32 vs fp64: {d['fp32_vs_fp64_max_abs_dx']:.1e}, "
+            f"{d['fp32_vs_fp64_max_abs_dy']:.1e})"
+        )
+    return lines
+
+
 def format_table(record: dict[str, Any]) -> str:
     """The record's timings as a short text table."""
     prov = record["provenance"]
@@ -501,22 +527,7 @@ def format_table(record: dict[str, Any]) -> str:
         f"{'s/epoch':>8} {'GFLOP/s':>8} {'% peak':>6} {'mem MiB':>8}",
     ]
     for run in record["main"] + record["scaling"]:
-        for name, row in run["implementations"].items():
-            speed, mem = row["speedup_vs_reference"], row["memory_bytes"]
-            frac = row["fraction_of_peak"]
-            lines.append(
-                f"{run['n_nodes']:>5} {run['steps']:>5} {name:<15} {row['median_s'] * 1e3:>10.1f} "
-                f"{'' if speed is None else f'{speed:.2f}x':>7} {row['epoch_s']:>8.1f} "
-                f"{row['matmul_gflops']:>8.1f} {'' if frac is None else f'{100 * frac:.1f}':>6} "
-                f"{'' if mem is None else f'{mem / 2**20:.1f}':>8}"
-            )
-        if "bf16_deviation" in run:
-            d = run["bf16_deviation"]
-            lines.append(
-                f"{'':>11} bf16 vs fp32: max|dx| = {d['max_abs_dx']:.1e}, max|dy| = "
-                f"{d['max_abs_dy']:.1e} (fp32 vs fp64: {d['fp32_vs_fp64_max_abs_dx']:.1e}, "
-                f"{d['fp32_vs_fp64_max_abs_dy']:.1e})"
-            )
+        lines.extend(_format_run(run))
     lines.append("gemm-floor: the matrix products alone (not a training step)")
     lines.append(f"memory: {record['memory_measure']}")
     return "\n".join(lines)
