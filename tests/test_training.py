@@ -1,23 +1,19 @@
 """Tests of the classifiers, the experiment registry, the training loop, results and the CLI.
 
-Training runs use a tiny synthetic data set written in the MNIST IDX layout to a temporary data
-root (each class a bright patch at its own place), so they need no real data and take seconds.
+Training runs use the tiny synthetic MNIST of conftest.py, so they need no real data and take
+seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import math
-import struct
 
-import numpy as np
 import pytest
 import torch
 
 from wcbook import __main__ as cli
-from wcbook.data import DATA_ENV
 from wcbook.experiments import (
     EXPERIMENTS,
     PROFILES,
@@ -61,42 +57,6 @@ PROVENANCE = (
     "profile_config",
     "history",
 )
-
-
-# ------------------------------------------------------------------ synthetic data
-def _write_idx(path, array: np.ndarray) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-
-
-def _synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 40, (n, 28, 28))
-    for i, k in enumerate(labels):
-        r, c = divmod(int(k), 4)
-        images[i, 7 * r : 7 * r + 7, 7 * c : 7 * c + 7] = 255
-    return images, labels
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 300), ("t10k", 100)):
-        images, labels = _synthetic(n, rng)
-        _write_idx(raw / f"{split}-images-idx3-ubyte.gz", images)
-        _write_idx(raw / f"{split}-labels-idx1-ubyte.gz", labels)
-    return root
-
-
-@pytest.fixture
-def synthetic_env(data_root, monkeypatch):
-    monkeypatch.setenv(DATA_ENV, str(data_root))
-    return data_root
 
 
 def _run(tmp_path, config="mnist-scratch", profile=TINY, seed=0, tag="run", progress=False):

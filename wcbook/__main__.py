@@ -7,6 +7,12 @@ Examples::
     python -m wcbook run mnist-scratch --profile paper --variant text-T --seed-start 2 --seeds 3
     python -m wcbook summary
 
+Under ``torchrun`` (see :mod:`wcbook.parallel`) the seeds are spread over the processes, or, with
+``--data-parallel``, every seed is trained by all of them together::
+
+    torchrun --nproc_per_node=gpu -m wcbook run mnist-scratch --profile paper --seeds 5
+    torchrun --nproc_per_node=2 -m wcbook run mnist-scratch --profile paper --data-parallel
+
 Exit codes: 0 success, 1 a run failed (divergence, missing data), 2 bad arguments.
 """
 
@@ -15,8 +21,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from .data import DataRootError
-from .experiments import EXPERIMENTS, PROFILES, VARIANTS, get_experiment, get_profile
+from .experiments import (
+    EXPERIMENTS,
+    PROFILES,
+    VARIANTS,
+    ExperimentConfig,
+    Profile,
+    get_experiment,
+    get_profile,
+)
+from .models import ENGINES
+from .parallel import Launch, close_data_parallel, device_for, init_data_parallel
 from .results import format_table, load_records, summarise
 from .training import DivergenceError, results_path, train
 
@@ -42,6 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-dir", default="checkpoints")
     run.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--engine",
+        default="fast",
+        choices=ENGINES,
+        help="Wilson-Cowan integrator (default fast; all agree up to float rounding)",
+    )
+    run.add_argument(
+        "--no-cuda-graph", action="store_true", help="run the training step eagerly on a GPU"
+    )
+    run.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="under torchrun: train each seed with DDP over all processes (default: spread seeds)",
+    )
 
     commands.add_parser("list", help="list experiments, variants and profiles")
 
@@ -70,21 +102,51 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(str(exc))
     if args.seeds < 1 or args.seed_start < 0:
         parser.error("--seeds must be at least 1 and --seed-start non-negative")
-    for seed in range(args.seed_start, args.seed_start + args.seeds):
-        try:
-            record = train(
-                config,
-                profile,
-                seed,
-                device=args.device,
-                results_dir=args.results_dir,
-                checkpoint_dir=args.checkpoint_dir,
-                resume=not args.no_resume,
-                progress=not args.no_progress,
-            )
-        except (DivergenceError, DataRootError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    try:
+        launch = Launch.from_env()
+        device = device_for(launch, args.device)
+        if args.data_parallel:
+            init_data_parallel(device)
+    except (ValueError, RuntimeError) as exc:
+        parser.error(str(exc))
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    try:
+        for seed in seeds if args.data_parallel else launch.share(seeds):
+            status = _run_seed(args, config, profile, seed, device, launch)
+            if status:
+                return status
+    finally:
+        close_data_parallel()
+    return 0
+
+
+def _run_seed(
+    args: argparse.Namespace,
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    device: torch.device,
+    launch: Launch,
+) -> int:
+    """Train one seed and print its summary line (rank 0 only under DDP); the exit code."""
+    try:
+        record = train(
+            config,
+            profile,
+            seed,
+            device=device,
+            results_dir=args.results_dir,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=not args.no_resume,
+            progress=not args.no_progress,
+            engine=args.engine,
+            cuda_graph=not args.no_cuda_graph,
+            data_parallel=args.data_parallel,
+        )
+    except (DivergenceError, DataRootError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.data_parallel or launch.is_main:
         metrics = record["metrics"]
         extra = f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else ""
         path = results_path(config, profile, seed, args.results_dir)
@@ -92,7 +154,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"{config.name} {profile.name} seed {seed}: "
             f"test accuracy {metrics['test_accuracy']:.4f}"
             f"{extra}, {record['wall_time_s']:.1f} s ({record['seconds_per_epoch']:.2f} s/epoch, "
-            f"{record['epochs']} epochs, {record['device']}) -> {path}"
+            f"{record['epochs']} epochs, {record['device']}) -> {path}",
+            flush=True,
         )
     return 0
 

@@ -22,6 +22,11 @@ back-propagated and Adam takes a step. The implementations are
     an experiment, not a default: the engine with bfloat16 matrix products. The record also holds
     the largest deviation of x(T) and y(T) from float32 on the same inputs, next to the deviation
     of float32 from float64 as a yardstick.
+``engine-tf32`` (CUDA only)
+    the engine with TF32 tensor-core products allowed, its deviation recorded the same way.
+``engine-graph``, ``compiled-graph`` (CUDA only)
+    the engine (plain, or compiled) with the whole step, Adam included, captured once as a CUDA
+    graph and replayed: what :func:`wcbook.training.train` does on a GPU.
 ``gemm-floor``
     not a training step: only the matrix products a step cannot avoid (n forward, n adjoint, and
     the dL/dA products as one stacked product), the bound for any fp32 implementation.
@@ -37,6 +42,14 @@ step, parameters included), which is what separates the implementations; the pro
 ``resource.getrusage`` maximum RSS at the end of the run is recorded too, for the run as a whole.
 
 The record goes to ``benchmarks/results/<device-slug>-<UTC timestamp>.json`` (written atomically).
+
+``python -m wcbook.bench --training <experiment> [--profile P --epochs E]`` instead compares the
+execution paths of the real training loop (:func:`compare_training`): the same experiment, seed and
+data trained for a few epochs with the autograd path, the engine, and on a GPU the engine with its
+CUDA-graph step (and the compiled engine). Its record (``...-training-<timestamp>.json``) holds
+every path's loss per epoch, seconds per epoch and test accuracy, and the largest relative
+difference of the per-epoch losses from the autograd path: the proof that the fast paths compute
+the same training up to float rounding.
 """
 
 from __future__ import annotations
@@ -64,9 +77,10 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from .engine import integrate_fast
+from .experiments import get_experiment, get_profile
 from .models import WilsonCowanNetwork
 from .params import WCParams
-from .training import device_name, git_commit
+from .training import device_name, git_commit, select_device, train
 
 __all__ = [
     "BenchSettings",
@@ -76,6 +90,8 @@ __all__ = [
     "run_benchmark",
     "write_record",
     "format_table",
+    "compare_training",
+    "format_training",
     "main",
 ]
 
@@ -85,8 +101,13 @@ IMPLEMENTATIONS = (
     "engine",
     "engine-compiled",
     "engine-bf16",
+    "engine-tf32",
+    "engine-graph",
+    "compiled-graph",
     "gemm-floor",
 )
+#: Implementations that exist only on a CUDA device.
+CUDA_ONLY = frozenset({"engine-tf32", "engine-graph", "compiled-graph"})
 EPOCH_IMAGES = 60_000
 RESULTS_DIR = Path("benchmarks") / "results"
 
@@ -226,7 +247,7 @@ def _training_step(name: str, w: _Workload, s: BenchSettings) -> Callable[[], to
         model = net
         options = {
             "matmul_dtype": torch.bfloat16 if name == "engine-bf16" else None,
-            "compiled": name == "engine-compiled",
+            "compiled": name in ("engine-compiled", "compiled-graph"),
         }
 
         def forward() -> torch.Tensor:
@@ -236,7 +257,8 @@ def _training_step(name: str, w: _Workload, s: BenchSettings) -> Callable[[], to
             )
             return x
 
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+    graph = name.endswith("-graph")
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, capturable=graph)
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -245,7 +267,42 @@ def _training_step(name: str, w: _Workload, s: BenchSettings) -> Callable[[], to
         opt.step()
         return loss.detach()
 
-    return step
+    if name == "engine-tf32":
+        return _with_tf32(step)
+    return _graphed(step, w.images.device) if graph else step
+
+
+def _with_tf32(run: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``run`` with TF32 matrix products allowed while it runs (PyTorch's default is off)."""
+
+    def tf32_run() -> torch.Tensor:
+        saved = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            return run()
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = saved
+
+    return tf32_run
+
+
+def _graphed(step: Callable[[], torch.Tensor], device: torch.device) -> Callable[[], torch.Tensor]:
+    """``step`` captured as a CUDA graph (after warm-up steps on a side stream), as a replayer."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        loss = step()
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return loss
+
+    return replay
 
 
 def _gemm_floor(w: _Workload) -> Callable[[], torch.Tensor]:
@@ -312,7 +369,8 @@ def _nominal_peak(device: torch.device) -> tuple[float | None, str]:
 
 
 def _bf16_deviation(w: _Workload, s: BenchSettings) -> dict[str, float]:
-    """Largest |x(T)|, |y(T)| deviations: bf16 products from float32, float32 from float64."""
+    """Largest |x(T)|, |y(T)| deviations: bf16 (and, on CUDA, TF32) products from float32, float32
+    from float64."""
     net = w.network
     T = w.steps * s.dt
     with torch.no_grad():
@@ -322,12 +380,17 @@ def _bf16_deviation(w: _Workload, s: BenchSettings) -> dict[str, float]:
         x16, y16 = integrate_fast(*args, matmul_dtype=torch.bfloat16)
         img, A64, g64 = w.images.double(), A.double(), net.gamma.double()
         x64, y64 = integrate_fast(img, img, A64, g64, net.Gamma, net.params, T, s.dt)
-    return {
-        "max_abs_dx": float((x16 - x32).abs().max()),
-        "max_abs_dy": float((y16 - y32).abs().max()),
-        "fp32_vs_fp64_max_abs_dx": float((x32.double() - x64).abs().max()),
-        "fp32_vs_fp64_max_abs_dy": float((y32.double() - y64).abs().max()),
-    }
+        deviation = {
+            "max_abs_dx": float((x16 - x32).abs().max()),
+            "max_abs_dy": float((y16 - y32).abs().max()),
+            "fp32_vs_fp64_max_abs_dx": float((x32.double() - x64).abs().max()),
+            "fp32_vs_fp64_max_abs_dy": float((y32.double() - y64).abs().max()),
+        }
+        if A.is_cuda:
+            xt, yt = _with_tf32(lambda: integrate_fast(*args))()
+            deviation["tf32_max_abs_dx"] = float((xt - x32).abs().max())
+            deviation["tf32_max_abs_dy"] = float((yt - y32).abs().max())
+    return deviation
 
 
 def _time_configuration(
@@ -413,8 +476,16 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run the benchmark and return its record (see the module docstring); nothing is written."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    skip = {"engine-bf16": not settings.bf16, "engine-compiled": not settings.compiled}
-    names = [n for n in IMPLEMENTATIONS if not skip.get(n, False)]
+    skip = {
+        "engine-bf16": not settings.bf16,
+        "engine-compiled": not settings.compiled,
+        "compiled-graph": not settings.compiled,
+    }
+    names = [
+        n
+        for n in IMPLEMENTATIONS
+        if not skip.get(n, False) and (dev.type == "cuda" or n not in CUDA_ONLY)
+    ]
     started = dt_.datetime.now(dt_.timezone.utc)
     wall0 = time.perf_counter()
     load_start = _load()
@@ -426,7 +497,7 @@ def run_benchmark(
             main_runs.append(_time_configuration(settings, n_nodes, steps, names, dev))
             if log:
                 log("\n".join(_format_run(main_runs[-1])))
-    scaling_names = [n for n in names if n != "engine-bf16"]
+    scaling_names = [n for n in names if n not in ("engine-bf16", "engine-tf32")]
     scaling_runs = []
     for n_nodes in settings.scaling_nodes:
         if log:
@@ -467,19 +538,154 @@ def run_benchmark(
     }
 
 
+def _training_paths(device: torch.device, compiled: bool) -> list[tuple[str, bool]]:
+    """(engine, cuda_graph) pairs compared by :func:`compare_training` on ``device``."""
+    paths = [("autograd", False), ("fast", False)]
+    if device.type == "cuda":
+        paths.append(("fast", True))
+    if compiled:
+        paths.append(("compiled", device.type == "cuda"))
+    return paths
+
+
+def compare_training(
+    experiment: str,
+    profile: str = "smoke",
+    epochs: int | None = 3,
+    *,
+    seeds: Sequence[int] = (0,),
+    device: str | torch.device = "auto",
+    compiled: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Train ``experiment`` under ``profile`` (cut to ``epochs``) along every execution path.
+
+    For each seed every path starts from the same initialisation and sees the same batches. The
+    record holds per-path runs (loss per epoch, seconds per epoch, test accuracy), the median
+    seconds per epoch after each run's first (which includes compilation and graph capture), the
+    mean and standard error of the test accuracy over seeds, and the largest relative deviation of
+    the per-epoch losses from the autograd path (first seed).
+    """
+    dev = select_device(device)
+    config = get_experiment(experiment)
+    base = get_profile(profile)
+    short = base if epochs is None else dataclasses.replace(base, epochs=epochs, eval_every=epochs)
+    started = dt_.datetime.now(dt_.timezone.utc)
+    wall0 = time.perf_counter()
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for engine, graph in _training_paths(dev, compiled):
+                label = engine + ("+graph" if graph else "")
+                folder = Path(tmp) / label
+                record = train(
+                    config,
+                    short,
+                    seed,
+                    device=dev,
+                    results_dir=folder,
+                    checkpoint_dir=folder,
+                    resume=False,
+                    progress=False,
+                    engine=engine,
+                    cuda_graph=graph,
+                )
+                state = torch.load(
+                    folder / config.name / short.name / f"seed{seed}.pt", weights_only=True
+                )
+                row = rows.setdefault(
+                    label,
+                    {"engine": engine, "cuda_graph": bool(state["environment"]["cuda_graph"])},
+                )
+                row.setdefault("runs", []).append(
+                    {
+                        "seed": seed,
+                        "loss": record["history"]["loss"],
+                        "test_accuracy": record["metrics"]["test_accuracy"],
+                        "seconds_per_epoch": state["history"]["seconds"],
+                    }
+                )
+                if log:
+                    log(
+                        f"{label:<16} seed {seed}: loss {record['history']['loss'][-1]:.6f}, "
+                        f"test accuracy {record['metrics']['test_accuracy']:.4f}"
+                    )
+    reference = rows["autograd"]["runs"][0]["loss"]
+    for row in rows.values():
+        accuracies = [run["test_accuracy"] for run in row["runs"]]
+        steady = [t for run in row["runs"] for t in run["seconds_per_epoch"][1:]]
+        row["steady_epoch_s"] = statistics.median(
+            steady or [t for run in row["runs"] for t in run["seconds_per_epoch"]]
+        )
+        row["test_accuracy_mean"] = statistics.fmean(accuracies)
+        row["test_accuracy_sem"] = (
+            statistics.stdev(accuracies) / math.sqrt(len(accuracies)) if len(accuracies) > 1 else None
+        )
+        row["max_rel_loss_difference"] = max(
+            abs(a - b) / abs(b) for a, b in zip(row["runs"][0]["loss"], reference)
+        )
+    for row in rows.values():
+        row["speedup_vs_autograd"] = rows["autograd"]["steady_epoch_s"] / row["steady_epoch_s"]
+    return {
+        "schema": "wcbook-bench-training/1",
+        "provenance": {
+            "device": dev.type,
+            "device_name": device_name(dev),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **dict(zip(("commit", "dirty"), git_commit())),
+            "started_utc": started.isoformat(timespec="seconds"),
+            "wall_s": time.perf_counter() - wall0,
+            "threads": torch.get_num_threads(),
+            "load_average": _load(),
+        },
+        "experiment": experiment,
+        "profile": short.to_dict(),
+        "seeds": list(seeds),
+        "paths": rows,
+    }
+
+
+def format_training(record: dict[str, Any]) -> str:
+    """The training-path comparison as a short text table."""
+    prov = record["provenance"]
+    lines = [
+        f"{record['experiment']} ({record['profile']['name']}, {record['profile']['epochs']} "
+        f"epochs, seeds {record['seeds']}) on {prov['device_name']} | torch {prov['torch']}",
+        f"{'path':<16} {'s/epoch':>9} {'speedup':>8} {'max rel dloss':>13} {'test acc':>16}",
+    ]
+    for label, row in record["paths"].items():
+        sem = row["test_accuracy_sem"]
+        accuracy = f"{row['test_accuracy_mean']:.4f}" + ("" if sem is None else f" ({sem:.4f})")
+        lines.append(
+            f"{label:<16} {row['steady_epoch_s']:>9.3f} {row['speedup_vs_autograd']:>7.2f}x "
+            f"{row['max_rel_loss_difference']:>13.1e} {accuracy:>16}"
+        )
+    lines.append(
+        "s/epoch: median over epochs after the first; max rel dloss: per-epoch loss vs autograd "
+        "(first seed); test acc: mean (SEM) over seeds"
+    )
+    return "\n".join(lines)
+
+
 def _max_rss_bytes() -> int:
     """Process-wide maximum resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
-def write_record(record: dict[str, Any], directory: str | Path = RESULTS_DIR) -> Path:
-    """Write ``record`` as ``<device-slug>-<UTC timestamp>.json`` in ``directory``, atomically."""
+def write_record(
+    record: dict[str, Any], directory: str | Path = RESULTS_DIR, *, kind: str | None = None
+) -> Path:
+    """Write ``record`` as ``<device-slug>[-<kind>]-<UTC timestamp>.json`` in ``directory``,
+    atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     prov = record["provenance"]
     stamp = dt_.datetime.fromisoformat(prov["started_utc"]).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"{_slug(prov['device'] + '-' + prov['device_name'])}-{stamp}.json"
+    slug = _slug(prov["device"] + "-" + prov["device_name"] + (f"-{kind}" if kind else ""))
+    path = directory / f"{slug}-{stamp}.json"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
@@ -511,6 +717,11 @@ def _format_run(run: dict[str, Any]) -> list[str]:
             f"{d['max_abs_dy']:.1e} (fp32 vs fp64: {d['fp32_vs_fp64_max_abs_dx']:.1e}, "
             f"{d['fp32_vs_fp64_max_abs_dy']:.1e})"
         )
+        if "tf32_max_abs_dx" in d:
+            lines.append(
+                f"{'':>11} tf32 vs fp32: max|dx| = {d['tf32_max_abs_dx']:.1e}, max|dy| = "
+                f"{d['tf32_max_abs_dy']:.1e}"
+            )
     return lines
 
 
@@ -555,7 +766,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the engine with torch.compile'd element-wise steps (default: full form)",
     )
     parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the JSON record")
+    parser.add_argument(
+        "--training",
+        metavar="EXPERIMENT",
+        help="compare the training loop's execution paths on this experiment instead",
+    )
+    parser.add_argument("--profile", default="smoke", help="profile for --training")
+    parser.add_argument(
+        "--epochs", type=int, help="epochs for --training (default: the profile's)"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..n-1 for --training")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.training:
+        record = compare_training(
+            args.training,
+            args.profile,
+            args.epochs,
+            seeds=range(args.seeds),
+            device=args.device or "auto",
+            compiled=args.compiled is not False,
+        )
+        path = write_record(record, args.out, kind="training")
+        print(format_training(record))
+        print(f"record: {path}")
+        return 0
     settings = QUICK if args.quick else FULL
     changes: dict[str, Any] = {}
     if args.repeats is not None:
@@ -565,8 +801,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compiled is not None:
         changes["compiled"] = args.compiled
     settings = dataclasses.replace(settings, **changes)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     record = run_benchmark(settings, device=args.device)
     path = write_record(record, args.out)
     print(format_table(record))

@@ -102,6 +102,9 @@ class SpectralCoupling(nn.Module):
         """A = Phi Lambda Phi^-1, computed with a linear solve instead of an explicit inverse.
 
         A^T = Phi^-T (Phi Lambda)^T, so A is the transpose of solve(Phi^T, (Phi Lambda)^T).
+        ``solve_ex`` does not check for a singular Phi, so building A never waits for the device
+        (and can be captured in a CUDA graph); a singular Phi gives NaN/inf entries, which the
+        training loop's divergence check reports.
         """
         phi = self.phi()
-        return torch.linalg.solve(phi.T, (phi * self.spectrum()).T).T
+        return torch.linalg.solve_ex(phi.T, (phi * self.spectrum()).T)[0].T

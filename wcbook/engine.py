@@ -260,11 +260,11 @@ class _EulerAdjoint(torch.autograd.Function):
         steps: int,
         low: torch.dtype | None,
         fused: bool,
+        store: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # The trajectory is kept only when a backward pass may need it, so that long inference
-        # horizons stay O(batch N) in memory. x_n goes into one block X, for the single dL/dA
-        # product of the backward pass.
-        store = any(ctx.needs_input_grad[:4])
+        # The trajectory is kept only when a backward pass may need it (``store``: grad mode on
+        # and an input requiring grad), so that long inference horizons stay O(batch N) in memory.
+        # x_n goes into one block X, for the single dL/dA product of the backward pass.
         hg = gamma.reciprocal().mul_(c.h)
         Mt = _coupling_operator(A, c)
         Mt_low = None if low is None else Mt.to(low)
@@ -329,7 +329,7 @@ class _EulerAdjoint(torch.autograd.Function):
             n = X.shape[-1]
             grad_A = torch.mm(E.view(-1, n).t(), X[:steps].view(-1, n)).mul_(c.Gamma)
         grad_gamma = dgamma / gamma if need_gamma else None
-        return (u if need_x0 else None, v if need_y0 else None, grad_A, grad_gamma) + (None,) * 4
+        return (u if need_x0 else None, v if need_y0 else None, grad_A, grad_gamma) + (None,) * 5
 
 
 def integrate_fast(
@@ -379,4 +379,5 @@ def integrate_fast(
             )
     steps = n_steps(T, dt)
     c = StepConstants.build(params, Gamma, dt)
-    return _EulerAdjoint.apply(x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled)
+    store = torch.is_grad_enabled() and any(t.requires_grad for t in (x0, y0, A, gamma_t))
+    return _EulerAdjoint.apply(x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled, store)

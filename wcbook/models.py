@@ -9,8 +9,22 @@ from torch import nn
 
 from .coupling import SpectralCoupling, make_targets
 from .dynamics import check_state, check_time, euler, wc_rhs
+from .engine import integrate_fast
 from .params import WCParams
 from .stability import BistableStates, bistable_states
+
+#: How a network integrates: ``"autograd"`` (:func:`wcbook.dynamics.euler`, autograd records every
+#: step), ``"fast"`` (:func:`wcbook.engine.integrate_fast`: no graph, hand-derived adjoint) and
+#: ``"compiled"`` (the engine with its element-wise work fused by torch.compile). All three give the
+#: same numbers up to float rounding.
+ENGINES = ("autograd", "fast", "compiled")
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of :data:`ENGINES`, else a ValueError listing them."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    return engine
 
 
 class WilsonCowanNetwork(nn.Module):
@@ -78,11 +92,15 @@ class WilsonCowanNetwork(nn.Module):
         backward: bool = False,
         return_trajectory: bool = False,
         validate: bool = True,
+        engine: str = "autograd",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Integrate from (x0, y0) for time T (y0 defaults to x0, the paper's initial condition).
 
         A is built once per call. ``validate`` checks shapes, finiteness and gamma > 0 first.
+        ``engine`` (one of :data:`ENGINES`) picks the integrator of the forward-in-time final
+        state; trajectories and backward integration always take the autograd path.
         """
+        check_engine(engine)
         y0 = x0 if y0 is None else y0
         if validate:
             check_time(T, dt)
@@ -90,6 +108,11 @@ class WilsonCowanNetwork(nn.Module):
             if not bool(self.gamma > 0):
                 raise ValueError(f"gamma must be positive, got {float(self.gamma.detach()):.4g}")
         A = self.coupling.matrix()
+        if engine != "autograd" and not backward and not return_trajectory:
+            compiled = engine == "compiled"
+            return integrate_fast(
+                x0, y0, A, self.gamma, self.Gamma, self.params, T, dt, compiled=compiled
+            )
         return euler(
             lambda x, y: self.rhs(x, y, A),
             x0,
@@ -142,7 +165,9 @@ class WilsonCowanClassifier(nn.Module):
 
     ``ortho_factor`` weighs the authors' orthogonality regulariser on the trainable eigenvectors
     (:meth:`penalty`; the text cites orthogonality regularisation but gives no formula; 0 turns it
-    off).
+    off). ``engine`` (see :data:`ENGINES`; an attribute, so it can be switched on a trained model)
+    says how ``forward`` integrates; the default, ``"fast"``, is the engine of
+    :mod:`wcbook.engine`.
     """
 
     def __init__(
@@ -158,6 +183,7 @@ class WilsonCowanClassifier(nn.Module):
         seed: int | None = None,
         learn_gamma: bool = True,
         dtype: torch.dtype = torch.float32,
+        engine: str = "fast",
     ) -> None:
         super().__init__()
         check_time(T_train, dt)
@@ -172,6 +198,7 @@ class WilsonCowanClassifier(nn.Module):
         self.T_eval = float(T_train if T_eval is None else T_eval)
         self.dt = float(dt)
         self.ortho_factor = float(ortho_factor)
+        self.engine = check_engine(engine)
 
     @property
     def n_nodes(self) -> int:
@@ -196,7 +223,11 @@ class WilsonCowanClassifier(nn.Module):
         """
         _check_images(images, self.n_nodes)
         x, _ = self.network.integrate(
-            images, T=self.T_train if T is None else T, dt=self.dt, validate=False
+            images,
+            T=self.T_train if T is None else T,
+            dt=self.dt,
+            validate=False,
+            engine=self.engine,
         )
         return x
 

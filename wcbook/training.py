@@ -12,6 +12,15 @@
   are checked: NaN/inf or gamma outside (0, inf) raises :class:`DivergenceError` naming the epoch
   and step, rather than training on garbage;
 * test accuracy (evaluation horizon) every ``profile.eval_every`` epochs and after the last one;
+* the Wilson-Cowan classifier integrates with the fast engine of :mod:`wcbook.engine` (``engine``;
+  ``"autograd"`` is the plain path, equal up to float rounding);
+* on a CUDA device, when every batch has the same size, the whole training step (forward, adjoint,
+  Adam) is captured once as a CUDA graph and replayed for every batch (``cuda_graph``), which removes
+  the launch overhead of the hundreds of small kernels a step runs; the numbers are those of the
+  eager step;
+* with ``data_parallel=True`` (processes started by ``torchrun``, see :mod:`wcbook.parallel`) the
+  model is wrapped in DistributedDataParallel, each process takes its contiguous share of every
+  batch, gradients are averaged, and rank 0 alone writes checkpoints and the record;
 * a checkpoint (model, optimiser, random-generator states, epoch, history) is written atomically
   after every epoch to ``<checkpoint_dir>/<experiment>/<profile>/seed<k>.pt``; with ``resume=True``
   an interrupted run continues from it and ends exactly as an uninterrupted run would. The final
@@ -44,11 +53,15 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .data import flatten_images, load_images
 from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve, run_name
+from .models import check_engine
+from .parallel import data_parallel_group
 
 __all__ = [
     "DivergenceError",
@@ -66,6 +79,9 @@ __all__ = [
 
 #: Version of the checkpoint layout; bumped when it changes incompatibly.
 CHECKPOINT_FORMAT = 2
+
+#: Environment variable naming the commit of a tree that is not a git checkout.
+COMMIT_ENV = "WCBOOK_COMMIT"
 
 #: Images per forward pass when measuring test accuracy (no gradients are kept).
 EVAL_BATCH = 1000
@@ -122,7 +138,9 @@ def device_name(device: torch.device) -> str:
 def git_commit() -> tuple[str, bool | None]:
     """(HEAD commit of the checkout holding this package, whether tracked files are modified).
 
-    ``("unknown", None)`` outside a git checkout. Read-only: ``--no-optional-locks`` keeps
+    Outside a git checkout (a copy of the tree shipped to a GPU machine, say) the environment
+    variable ``WCBOOK_COMMIT`` may name the commit the copy was made from, with ``+dirty`` appended
+    when it held changes; else ``("unknown", None)``. Read-only: ``--no-optional-locks`` keeps
     ``git status`` from touching the index.
     """
 
@@ -140,7 +158,11 @@ def git_commit() -> tuple[str, bool | None]:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        return "unknown", None
+        declared = os.environ.get(COMMIT_ENV, "").strip()
+        if not declared:
+            return "unknown", None
+        commit, _, flag = declared.partition("+")
+        return commit, flag == "dirty"
     return commit, dirty
 
 
@@ -205,18 +227,23 @@ def load_data(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tuple[float, int]:
-    """(accuracy of ``model.predict`` on ``data``, number of outputs that were NaN/inf)."""
+def _count_correct(model: nn.Module, data: Split, batch_size: int) -> torch.Tensor:
+    """(#correct, #NaN/inf outputs) of ``model.predict`` on ``data``, as one device tensor."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.labels.device)
-    nonfinite = torch.zeros_like(correct)
+    counts = torch.zeros(2, dtype=torch.long, device=data.labels.device)
     for start in range(0, len(data), batch_size):
         predicted = model.predict(data.images[start : start + batch_size])
-        correct += (predicted == data.labels[start : start + batch_size]).sum()
-        nonfinite += (predicted < 0).sum()
+        counts[0] += (predicted == data.labels[start : start + batch_size]).sum()
+        counts[1] += (predicted < 0).sum()
     model.train(was_training)
-    return correct.item() / max(len(data), 1), int(nonfinite.item())
+    return counts
+
+
+def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tuple[float, int]:
+    """(accuracy of ``model.predict`` on ``data``, number of outputs that were NaN/inf)."""
+    correct, nonfinite = _count_correct(model, data, batch_size).tolist()
+    return correct / max(len(data), 1), nonfinite
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +347,68 @@ def _load_checkpoint(
     return state
 
 
+class _GraphedStep:
+    """One training step (forward, loss, backward, Adam) captured as a CUDA graph.
+
+    The step reads a fixed batch from two static input tensors; :meth:`__call__` copies the batch
+    in and replays the graph. Capturing needs a few warm-up steps, which would train the model:
+    parameters and optimiser state are therefore restored afterwards, so that the run is the same
+    as an eager one. The number of correct training predictions is accumulated inside the graph.
+    """
+
+    def __init__(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, data: Split, batch_size: int
+    ) -> None:
+        device = data.labels.device
+        self.images = data.images[:batch_size].clone()
+        self.labels = data.labels[:batch_size].clone()
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        saved_params = [p.detach().clone() for p in params]
+        saved_state = {p: {k: v.clone() for k, v in optimizer.state[p].items()} for p in params}
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                optimizer.zero_grad(set_to_none=True)
+                self._step(model, optimizer)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(self.graph):
+            self.loss = self._step(model, optimizer)
+        with torch.no_grad():
+            for p, value in zip(params, saved_params):
+                p.copy_(value)
+            for p in params:
+                for key, value in optimizer.state[p].items():
+                    if key in saved_state[p]:
+                        value.copy_(saved_state[p][key])
+                    else:
+                        value.zero_()  # Adam's moments and step count start at zero
+        self.correct.zero_()
+
+    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        output = model(self.images)
+        loss = model.loss(output, self.labels)
+        (loss + model.penalty()).backward()
+        optimizer.step()
+        self.correct += (model.classify(output.detach()) == self.labels).sum()
+        return loss.detach()
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Train on one batch; returns the (static) loss tensor the replay wrote."""
+        self.images.copy_(images)
+        self.labels.copy_(labels)
+        self.graph.replay()
+        return self.loss
+
+
+def _can_graph(model: nn.Module, data: Split, batch_size: int) -> bool:
+    """A CUDA graph fits when the data live on a GPU and every batch has the same size."""
+    return data.labels.is_cuda and len(data) % batch_size == 0 and len(data) > 0
+
+
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -327,26 +416,49 @@ def _train_epoch(
     batch_size: int,
     generator: torch.Generator,
     bar: tqdm,
+    *,
+    net: nn.Module | None = None,
+    graphed: _GraphedStep | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One pass over shuffled data: per-step losses, batch sizes and #correct (on the device)."""
+    """One pass over shuffled data: per-step losses, batch sizes and #correct.
+
+    ``net`` is what the forward pass calls (a DDP wrapper of ``model``), ``graphed`` the captured
+    step. With ``shard = (rank, world)`` this process trains on its contiguous part of each batch;
+    the returned per-step losses are then ``local mean x local size``, to be summed over processes
+    and divided by the batch sizes. Nothing here waits for the device.
+    """
     device = data.labels.device
+    rank, world = shard
+    net = model if net is None else net
     order = torch.randperm(len(data), generator=generator).to(device)
-    losses, sizes = [], []
+    total = math.ceil(len(data) / batch_size)
+    losses = torch.empty(total, dtype=torch.float64, device=device)
+    sizes = torch.empty(total, dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    bar.reset(total=math.ceil(len(data) / batch_size))
-    for start in range(0, len(data), batch_size):
+    if graphed is not None:
+        graphed.correct.zero_()
+    bar.reset(total=total)
+    for step, start in enumerate(range(0, len(data), batch_size)):
         index = order[start : start + batch_size]
+        sizes[step] = len(index)
+        if world > 1:
+            index = index.tensor_split(world)[rank]
         images, labels = data.images[index], data.labels[index]
-        output = model(images)
-        loss = model.loss(output, labels)
-        optimizer.zero_grad(set_to_none=True)
-        (loss + model.penalty()).backward()
-        optimizer.step()
-        losses.append(loss.detach())
-        sizes.append(len(index))
-        correct += (model.classify(output.detach()) == labels).sum()
+        if graphed is not None:
+            loss = graphed(images, labels)
+        else:
+            output = net(images)
+            loss = model.loss(output, labels)
+            optimizer.zero_grad(set_to_none=True)
+            (loss + model.penalty()).backward()
+            optimizer.step()
+            correct += (model.classify(output.detach()) == labels).sum()
+        losses[step] = loss.detach() * len(index) if world > 1 else loss.detach()
         bar.update()
-    return torch.stack(losses), torch.tensor(sizes, dtype=torch.float64), correct
+    if graphed is not None:
+        correct = graphed.correct.clone()
+    return losses, sizes, correct
 
 
 def train(
@@ -359,12 +471,18 @@ def train(
     checkpoint_dir: str | os.PathLike = "checkpoints",
     resume: bool = True,
     progress: bool = True,
+    engine: str = "fast",
+    cuda_graph: bool = True,
+    data_parallel: bool = False,
 ) -> dict[str, Any]:
     """Train one experiment for one seed under a profile; write and return the results record.
 
     ``config`` may be an experiment id; ``profile`` a profile name. With ``resume`` an existing
     checkpoint of the same run (same configuration and profile up to the number of epochs)
-    is continued; a finished one only has its record rewritten.
+    is continued; a finished one only has its record rewritten. ``engine`` is the Wilson-Cowan
+    integrator (:data:`wcbook.models.ENGINES`); ``cuda_graph`` allows capturing the training step
+    on a GPU (used when every batch has the same size and the run is not data-parallel);
+    ``data_parallel`` trains with DDP over the process group of :mod:`wcbook.parallel`.
     """
     wall_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -373,14 +491,33 @@ def train(
     config_dict, profile_dict = config.to_dict(), profile.to_dict()
     ckpt_file = checkpoint_path(config, profile, seed, checkpoint_dir)
     dev = select_device(device)
+    check_engine(engine)
+    group = data_parallel_group() if data_parallel else None
+    if data_parallel and group is None:
+        raise RuntimeError(
+            "data_parallel=True needs an initialised process group: launch with torchrun and "
+            "call wcbook.parallel.init_data_parallel first (the CLI's --data-parallel does both)"
+        )
+    rank, world = group or (0, 1)
+    if world > 1 and config.batch_size < world:
+        raise ValueError(
+            f"batch size {config.batch_size} cannot be split over {world} processes; "
+            "use fewer processes"
+        )
+    main = rank == 0
 
     _seed_everything(seed)
     model = config.build_model(seed).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if hasattr(model, "engine"):
+        model.engine = engine
+    use_graph = cuda_graph and dev.type == "cuda" and world == 1
+    # Capturable Adam on every GPU run, so that eager and graphed steps do the same arithmetic.
+    capturable = dev.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, capturable=capturable)
     shuffle = torch.Generator().manual_seed(seed)
     history = _new_history(model)
     done, previous_wall, wall_seconds = 0, 0.0, 0.0
-    session = _environment(dev)
+    session = _environment(dev, engine=engine if hasattr(model, "engine") else None, world=world)
     environment = session
 
     if resume and ckpt_file.exists():
@@ -399,23 +536,50 @@ def train(
             raise ValueError(
                 f"{config.name}: the profile {profile.name!r} selects no training images"
             )
+        n_test = len(test_data)
+        if world > 1:
+            test_data = Split(test_data.images[rank::world], test_data.labels[rank::world])
+    net = (
+        DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+        if world > 1
+        else model
+    )
+    graphed = None
+    if use_graph and done < config.epochs and _can_graph(model, train_data, config.batch_size):
+        graphed = _GraphedStep(model, optimizer, train_data, config.batch_size)
+    session["cuda_graph"] = graphed is not None
 
     epochs_bar = tqdm(
         total=config.epochs,
         initial=done,
         desc=f"{config.name} seed {seed}",
         unit="epoch",
-        disable=not progress,
+        disable=not (progress and main),
         dynamic_ncols=True,
     )
-    steps_bar = tqdm(total=0, desc="batches", leave=False, disable=not progress, dynamic_ncols=True)
+    steps_bar = tqdm(
+        total=0, desc="batches", leave=False, disable=not (progress and main), dynamic_ncols=True
+    )
     try:
         for epoch in range(done + 1, config.epochs + 1):
             tick = time.perf_counter()
             losses, sizes, correct = _train_epoch(
-                model, optimizer, train_data, config.batch_size, shuffle, steps_bar
+                model,
+                optimizer,
+                train_data,
+                config.batch_size,
+                shuffle,
+                steps_bar,
+                net=net,
+                graphed=graphed,
+                shard=(rank, world),
             )
-            losses = losses.cpu().double()  # the one host synchronisation of the epoch
+            if world > 1:
+                dist.all_reduce(losses)
+                dist.all_reduce(correct)
+                losses = losses.cpu() / sizes
+            else:
+                losses = losses.cpu()  # the one host synchronisation of the epoch
             seconds = time.perf_counter() - tick
             bad = (~torch.isfinite(losses)).nonzero()
             if len(bad):
@@ -431,7 +595,11 @@ def train(
             for name, value in model.metrics().items():
                 history[name].append(value)
             if epoch % profile.eval_every == 0 or epoch == config.epochs:
-                accuracy, nonfinite = evaluate(model, test_data)
+                counts = _count_correct(model, test_data, EVAL_BATCH)
+                if world > 1:
+                    dist.all_reduce(counts)
+                correct_test, nonfinite = counts.tolist()
+                accuracy = correct_test / max(n_test, 1)
                 if nonfinite:
                     raise _divergence(
                         config,
@@ -459,7 +627,8 @@ def train(
                 "wall_seconds": wall_seconds,
                 "environment": environment,
             }
-            _atomic_write(ckpt_file, lambda handle: torch.save(state, handle))
+            if main:
+                _atomic_write(ckpt_file, lambda handle: torch.save(state, handle))
 
             postfix = {
                 "loss": f"{history['loss'][-1]:.4g}",
@@ -475,11 +644,14 @@ def train(
         epochs_bar.close()
 
     record = _record(config, profile, seed, model, history, started, wall_seconds, environment)
-    _atomic_write(
-        results_path(config, profile, seed, results_dir),
-        lambda handle: json.dump(record, handle, indent=1),
-        mode="w",
-    )
+    if main:
+        _atomic_write(
+            results_path(config, profile, seed, results_dir),
+            lambda handle: json.dump(record, handle, indent=1),
+            mode="w",
+        )
+    if world > 1:
+        dist.barrier()  # the others return once rank 0's checkpoint and record are written
     return record
 
 
@@ -487,8 +659,9 @@ def _rounded(values: list, digits: int = 6) -> list:
     return [float(f"{v:.{digits}g}") if isinstance(v, float) else v for v in values]
 
 
-def _environment(device: torch.device) -> dict[str, Any]:
-    """Hardware and software of the session that trains (stored with every checkpoint)."""
+def _environment(device: torch.device, engine: str | None, world: int) -> dict[str, Any]:
+    """Hardware, software and execution path of the session that trains (stored with every
+    checkpoint): ``engine`` None for models without one, ``world_size`` > 1 for DDP runs."""
     return {
         "device": device_name(device),
         "device_type": device.type,
@@ -496,6 +669,8 @@ def _environment(device: torch.device) -> dict[str, Any]:
         "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
+        "engine": engine,
+        "world_size": world,
     }
 
 
