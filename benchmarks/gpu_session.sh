@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # How this project's GPU records are made, on a machine that has a copy of the tree (not a git
 # checkout) and the data under $WCBOOK_DATA. Usage:
-#   WCBOOK_COMMIT=<sha>[+dirty] OUT=<folder> benchmarks/gpu_session.sh STAGE [SECONDS]
+#   WCBOOK_COMMIT=<sha>[+dirty] OUT=<folder> benchmarks/gpu_session.sh STAGE [SECONDS [RUN-OPTIONS]]
 # STAGE: check (GPU tests), bench (training-path comparison and the full step benchmark), or
 # train:<experiment>[,<experiment>...] (paper profile, seed 0, one after the other, resumed from
 # checkpoints/ if there, all stopped SECONDS after the stage began; checkpoints and records are
-# copied to $OUT either way).
+# copied to $OUT either way; RUN-OPTIONS, e.g. --engine compiled, go to `python -m wcbook run`).
 set -uo pipefail
 stage=$1
 budget=${2:-540}
+shift $(($# < 2 ? $# : 2))
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 case $stage in
@@ -31,10 +32,10 @@ case $stage in
       left=$((deadline - SECONDS))
       [ "$left" -gt 30 ] || { echo "no time left for $id"; continue; }
       timeout --signal=INT "$left" python3 -m wcbook run "$id" --profile paper --seeds 1 \
-        --no-progress || echo "run $id stopped (exit $?); its checkpoint is kept"
+        --no-progress "$@" || echo "run $id stopped (exit $?); its checkpoint is kept"
     done
     kill $sampler
-    tar czf "$OUT/checkpoints.tgz" checkpoints 2>/dev/null
-    tar czf "$OUT/results.tgz" results
+    tar czf "$OUT/checkpoints-${SECONDS}.tgz" checkpoints 2>/dev/null
+    tar czf "$OUT/results-${SECONDS}.tgz" results
     ;;
 esac
