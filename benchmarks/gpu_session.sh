@@ -24,7 +24,7 @@ case $stage in
     ;;
   train:*)
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 \
-      > "$OUT/utilisation.csv" &
+      > "$OUT/utilisation-${stage//[:,]/_}.csv" &
     sampler=$!
     deadline=$((SECONDS + budget))
     ids=${stage#train:}
