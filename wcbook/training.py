@@ -325,10 +325,11 @@ def _comparable(config: dict[str, Any], profile: dict[str, Any]) -> tuple[dict, 
 
 
 def _load_checkpoint(
-    path: Path, config: dict[str, Any], profile: dict[str, Any], device: torch.device
+    path: Path, config: dict[str, Any], profile: dict[str, Any]
 ) -> dict[str, Any]:
     """The checkpoint to resume, checked to belong to this run and not to be past its end."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    # On the CPU: generator states must stay CPU tensors; load_state_dict moves the rest.
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"the checkpoint {path} has layout {state.get('format')}, this version writes "
@@ -521,7 +522,7 @@ def train(
     environment = session
 
     if resume and ckpt_file.exists():
-        state = _load_checkpoint(ckpt_file, config_dict, profile_dict, dev)
+        state = _load_checkpoint(ckpt_file, config_dict, profile_dict)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         shuffle.set_state(state["shuffle_rng"])
