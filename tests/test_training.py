@@ -421,3 +421,15 @@ def test_cli_run_and_summary(tmp_path, synthetic_env, monkeypatch, capsys):
     assert cli.main(["summary", *args]) == 0
     table = capsys.readouterr().out
     assert "| mnist-scratch" in table and "| 2 " in table
+
+
+def test_declared_commit_wins_over_git(monkeypatch):
+    from wcbook.training import COMMIT_ENV, git_commit
+
+    monkeypatch.setenv(COMMIT_ENV, "abc123+dirty")
+    assert git_commit() == ("abc123", True)
+    monkeypatch.setenv(COMMIT_ENV, "abc123")
+    assert git_commit() == ("abc123", False)
+    monkeypatch.delenv(COMMIT_ENV)
+    commit, _ = git_commit()
+    assert commit != "abc123"

@@ -138,11 +138,16 @@ def device_name(device: torch.device) -> str:
 def git_commit() -> tuple[str, bool | None]:
     """(HEAD commit of the checkout holding this package, whether tracked files are modified).
 
-    Outside a git checkout (a copy of the tree shipped to a GPU machine, say) the environment
-    variable ``WCBOOK_COMMIT`` may name the commit the copy was made from, with ``+dirty`` appended
-    when it held changes; else ``("unknown", None)``. Read-only: ``--no-optional-locks`` keeps
-    ``git status`` from touching the index.
+    The environment variable ``WCBOOK_COMMIT``, when set, wins: it names the commit a copy of the
+    tree was made from (a copy shipped to a GPU machine, whose ``.git`` may be stale or missing),
+    with ``+dirty`` appended when the copy held changes. Without it and outside a git checkout:
+    ``("unknown", None)``. Read-only: ``--no-optional-locks`` keeps ``git status`` from touching
+    the index.
     """
+    declared = os.environ.get(COMMIT_ENV, "").strip()
+    if declared:
+        commit, _, flag = declared.partition("+")
+        return commit, flag == "dirty"
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -158,11 +163,7 @@ def git_commit() -> tuple[str, bool | None]:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        declared = os.environ.get(COMMIT_ENV, "").strip()
-        if not declared:
-            return "unknown", None
-        commit, _, flag = declared.partition("+")
-        return commit, flag == "dirty"
+        return "unknown", None
     return commit, dirty
 
 
