@@ -5,7 +5,7 @@ export WCBOOK_DATA ?= $(abspath ../shared/data)
 
 # Re-execute every chapter from its Jupytext source into its paired notebook (keeps cell ids).
 notebooks:
-	for src in book/[0-9]*.py; do \
+	for src in book/*.py; do \
 	  jupytext --to ipynb --update "$$src" && \
 	  jupyter nbconvert --to notebook --execute --inplace "$${src%.py}.ipynb" || exit 1; \
 	done

@@ -40,5 +40,7 @@ for r in sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["
     print(
         f"{name:24s} {r['profile']:6s} seed {r['seed']}  {r['device']} ({r['device_type']}), "
         f"commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}, {r['started_utc']}, "
-        f"{r['wall_time_s']:.0f} s, {r['epochs']} epochs"
+        f"{r['wall_time_s']:.0f} s, {r['epochs']} epochs, "
+        # Wilson-Cowan records from before the engine was wired in have no field: autograd.
+        f"engine {r.get('engine', 'autograd') if 'gamma' in r['metrics'] else '-'}"
     )

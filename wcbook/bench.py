@@ -92,6 +92,9 @@ __all__ = [
     "format_table",
     "compare_training",
     "format_training",
+    "rounding_divergence",
+    "plot_scaling",
+    "load_bench_records",
     "main",
 ]
 
@@ -667,6 +670,75 @@ def format_training(record: dict[str, Any]) -> str:
         "(first seed); test acc: mean (SEM) over seeds"
     )
     return "\n".join(lines)
+
+
+def rounding_divergence(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    steps: int = 30,
+    lr: float = 0.1,
+    batch: int = 200,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+) -> list[float]:
+    """Per Adam step, |loss_fast - loss_autograd| / |loss_autograd| of two identical classifiers.
+
+    Both start from the same seed and see the same batches (cycling through ``images``, flattened,
+    (n, N)); one integrates with the autograd path, the other with the engine. The first entry is
+    the deviation before any update, i.e. of the forward pass alone; its growth over later steps
+    shows how strongly training amplifies rounding at this learning rate.
+    """
+    from .models import WilsonCowanClassifier
+
+    n_nodes = images.shape[1]
+    n_classes = int(labels.max()) + 1
+    images = images.to(dtype)
+    losses: dict[str, list[float]] = {}
+    for engine in ("autograd", "fast"):
+        model = WilsonCowanClassifier(n_nodes, n_classes, seed=seed, dtype=dtype, engine=engine)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        losses[engine] = []
+        for step in range(steps):
+            start = (step * batch) % max(len(images) - batch + 1, 1)
+            x, y = images[start : start + batch], labels[start : start + batch]
+            loss = model.loss(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            (loss + model.penalty()).backward()
+            optimizer.step()
+            losses[engine].append(float(loss.detach()))
+    return [abs(f - a) / abs(a) for a, f in zip(losses["autograd"], losses["fast"])]
+
+
+def load_bench_records(directory: str | Path = RESULTS_DIR) -> list[dict[str, Any]]:
+    """Every benchmark record in ``directory`` (step timings and training-path comparisons)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))]
+
+
+def plot_scaling(record: dict[str, Any], ax: Any, names: Sequence[str] | None = None) -> None:
+    """Median time of one training step against N (log-log) for each implementation of a step
+    benchmark record, with an N^2 line through the GEMM floor's largest N for reference."""
+    runs = record["scaling"]
+    nodes = [run["n_nodes"] for run in runs]
+    names = names or list(runs[0]["implementations"])
+    for name in names:
+        ax.plot(
+            nodes,
+            [run["implementations"][name]["median_s"] * 1e3 for run in runs],
+            "o-",
+            label=name,
+        )
+    if "gemm-floor" in runs[-1]["implementations"]:
+        last = runs[-1]["implementations"]["gemm-floor"]["median_s"] * 1e3
+        ax.plot(nodes, [last * (n / nodes[-1]) ** 2 for n in nodes], "k:", label="N^2")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="N (nodes)",
+        ylabel="ms per training step",
+        title=f"{record['provenance']['device_name']}, {record['scaling'][0]['steps']} steps",
+    )
+    ax.legend(fontsize=7)
 
 
 def _max_rss_bytes() -> int:
