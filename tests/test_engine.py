@@ -184,3 +184,51 @@ def test_bad_inputs_are_refused(change, match):
     a = change({"x0": x0, "y0": y0, "A": A, "gamma": gamma})
     with pytest.raises(ValueError, match=match):
         integrate_fast(a["x0"], a["y0"], a["A"], a["gamma"], Gamma, P, 1.0, 0.1)
+
+
+@pytest.mark.parametrize("every", [1, 3, 7, 40])
+@pytest.mark.parametrize("fused", [False, True])
+def test_checkpointed_gradients_are_the_same(every, fused):
+    """Segments of 1, 3 (not dividing 25), 7 and more than the steps: the same gradients."""
+    if fused and every != 3:
+        pytest.skip("one compiled case is enough")
+    inputs = problem()
+    g = torch.Generator().manual_seed(1)
+    wx = torch.randn(inputs[0].shape, generator=g, dtype=torch.float64)
+    wy = torch.randn(inputs[0].shape, generator=g, dtype=torch.float64)
+
+    def run(checkpoint_every):
+        return lambda *a: integrate_fast(
+            *a, P, 2.5, 0.1, checkpoint_every=checkpoint_every, compiled=fused
+        )
+
+    full, checkpointed = grads(run(None), inputs, wx, wy), grads(run(every), inputs, wx, wy)
+    for a, b in zip(checkpointed, full):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpointing_keeps_far_fewer_tensors():
+    """200 steps: without checkpointing the backward pass keeps O(steps) states, with segments of
+    10 it keeps 20 segment starts (and recomputes one segment at a time)."""
+    from torch.autograd.graph import saved_tensors_hooks
+
+    def saved_bytes(every):
+        x0, y0, A, gamma, Gamma = problem()
+        A.requires_grad_()
+        sizes = {}
+
+        def pack(t):
+            sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with saved_tensors_hooks(pack, lambda t: t):
+            integrate_fast(x0, y0, A, gamma, Gamma, P, 20.0, 0.1, checkpoint_every=every)
+        return sum(sizes.values())
+
+    assert saved_bytes(10) < saved_bytes(None) / 4
+
+
+def test_bad_checkpoint_interval_is_refused():
+    x0, y0, A, gamma, Gamma = problem()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        integrate_fast(x0, y0, A, gamma, Gamma, P, 1.0, 0.1, checkpoint_every=0)

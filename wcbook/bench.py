@@ -622,7 +622,9 @@ def compare_training(
         )
         row["test_accuracy_mean"] = statistics.fmean(accuracies)
         row["test_accuracy_sem"] = (
-            statistics.stdev(accuracies) / math.sqrt(len(accuracies)) if len(accuracies) > 1 else None
+            statistics.stdev(accuracies) / math.sqrt(len(accuracies))
+            if len(accuracies) > 1
+            else None
         )
         row["max_rel_loss_difference"] = max(
             abs(a - b) / abs(b) for a, b in zip(row["runs"][0]["loss"], reference)

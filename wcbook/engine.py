@@ -246,8 +246,88 @@ def _coupling_operator(A: torch.Tensor, c: StepConstants) -> torch.Tensor:
     return Mt
 
 
+def _integrate(
+    c: StepConstants,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    Mt: torch.Tensor,
+    Mt_low: torch.Tensor | None,
+    hg: torch.Tensor,
+    steps: int,
+    fused: bool,
+    record: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], list[torch.Tensor]]:
+    """``steps`` Euler steps from (x, y): (x_end, y_end, X, ys, ts).
+
+    With ``record`` the trajectory the adjoint needs is kept: x_n in one block X (steps + 1, B, N),
+    so that dL/dA is a single product later, and the lists of y_n and t_n (n < steps).
+    """
+    X = x.new_empty(steps + 1, *x.shape) if record else None
+    y = y.contiguous()
+    if X is not None:
+        x = X[0].copy_(x)
+    ys: list[torch.Tensor] = []
+    ts: list[torch.Tensor] = []
+    kernel = _compiled("forward") if fused else None
+    for k in range(steps):
+        x_out = None if X is None else X[k + 1]
+        if kernel is None:
+            x_next, y_next, t = _forward_step(c, x, y, Mt, Mt_low, hg, x_out)
+        else:
+            x_next, y_next, t = kernel(c, x, y, _product(x, Mt, Mt_low), hg)
+            if x_out is not None:
+                x_next = x_out.copy_(x_next)
+        if record:
+            ys.append(y)
+            ts.append(t)
+        x, y = x_next, y_next
+    return x, y, X, ys, ts
+
+
+def _adjoint(
+    c: StepConstants,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    X: torch.Tensor,
+    ys: list[torch.Tensor],
+    ts: list[torch.Tensor],
+    y_next: torch.Tensor,
+    hg: torch.Tensor,
+    M: torch.Tensor,
+    M_low: torch.Tensor | None,
+    fused: bool,
+    dgamma: torch.Tensor | None,
+    E: torch.Tensor | None,
+    need_first: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the adjoint back through the recorded steps (X, ys, ts): returns (u, v) at their first
+    state and y there. dL/dgamma terms are added to ``dgamma`` in place; e_n goes into ``E[n]``;
+    ``need_first`` False skips the product e_0 M (no gradient needed before the first step)."""
+    for k in reversed(range(len(ys))):
+        if dgamma is not None:
+            flat = v.view(-1)
+            dgamma += torch.dot(flat, ys[k].view(-1)) - torch.dot(flat, y_next.view(-1))
+        e_out = None if E is None else E[k]
+        if fused:
+            e, u_n, v = _compiled("backward")(c, u, v, X[k], ys[k], ts[k], hg)
+            if e_out is not None:
+                e = e_out.copy_(e)
+        else:
+            e, u_n, v = _backward_step(c, u, v, X[k], ys[k], ts[k], hg, e_out)
+        if k > 0 or need_first:
+            _product_into(u_n, e, M, M_low, 1.0)
+        u, y_next = u_n, ys[k]
+    return u, v, y_next
+
+
 class _EulerAdjoint(torch.autograd.Function):
-    """Euler integration whose backward pass is the discrete adjoint of the module docstring."""
+    """Euler integration whose backward pass is the discrete adjoint of the module docstring.
+
+    With ``segment`` (checkpointing) the forward pass keeps only the states at every
+    ``segment``-th step; the backward pass recomputes each segment's trajectory from its first
+    state, last segment first, and runs the adjoint through it: one extra forward pass buys memory
+    O(segment + steps / segment) states instead of O(steps).
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -261,35 +341,27 @@ class _EulerAdjoint(torch.autograd.Function):
         low: torch.dtype | None,
         fused: bool,
         store: bool,
+        segment: int | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The trajectory is kept only when a backward pass may need it (``store``: grad mode on
         # and an input requiring grad), so that long inference horizons stay O(batch N) in memory.
-        # x_n goes into one block X, for the single dL/dA product of the backward pass.
         hg = gamma.reciprocal().mul_(c.h)
         Mt = _coupling_operator(A, c)
         Mt_low = None if low is None else Mt.to(low)
-        X = x0.new_empty(steps + 1, *x0.shape) if store else None
-        x, y = x0, y0.contiguous()
-        if X is not None:
-            x = X[0].copy_(x0)
-        ys: list[torch.Tensor] = []
-        ts: list[torch.Tensor] = []
-        kernel = _compiled("forward") if fused else None
-        for k in range(steps):
-            x_out = None if X is None else X[k + 1]
-            if kernel is None:
-                x_next, y_next, t = _forward_step(c, x, y, Mt, Mt_low, hg, x_out)
-            else:
-                x_next, y_next, t = kernel(c, x, y, _product(x, Mt, Mt_low), hg)
-                if x_out is not None:
-                    x_next = x_out.copy_(x_next)
+        ctx.c, ctx.steps, ctx.low, ctx.fused = c, steps, low, fused
+        if not store or segment is None or segment >= steps:
+            x, y, X, ys, ts = _integrate(c, x0, y0, Mt, Mt_low, hg, steps, fused, store)
+            ctx.segments = None
             if store:
-                ys.append(y)
-                ts.append(t)
-            x, y = x_next, y_next
-        if X is not None:
-            ctx.c, ctx.steps, ctx.low, ctx.fused = c, steps, low, fused
-            ctx.save_for_backward(Mt, gamma, X, y, *ys, *ts)
+                ctx.save_for_backward(Mt, gamma, y, X, *ys, *ts)
+        else:
+            ctx.segments = [(s, min(segment, steps - s)) for s in range(0, steps, segment)]
+            firsts: list[torch.Tensor] = []
+            x, y = x0, y0
+            for _, length in ctx.segments:
+                firsts += [x, y]
+                x, y, *_ = _integrate(c, x, y, Mt, Mt_low, hg, length, fused, False)
+            ctx.save_for_backward(Mt, gamma, y, *firsts)
         # Fresh outputs: x0, y0 (0 steps) or saved tensors must not be returned as such.
         return x.clone(), y.clone()
 
@@ -297,39 +369,41 @@ class _EulerAdjoint(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_x: torch.Tensor | None, grad_y: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
-        Mt, gamma, X, y_last, *trajectory = ctx.saved_tensors
+        Mt, gamma, y_last, *rest = ctx.saved_tensors
         c: StepConstants = ctx.c
-        steps: int = ctx.steps
-        ys, ts = trajectory[:steps], trajectory[steps:]
         need_x0, need_y0, need_A, need_gamma = ctx.needs_input_grad[:4]
         u = torch.zeros_like(y_last) if grad_x is None else grad_x.contiguous()
         v = torch.zeros_like(y_last) if grad_y is None else grad_y.contiguous()
         hg = gamma.reciprocal().mul_(c.h)
         M = Mt.t()
         M_low = None if ctx.low is None else M.to(ctx.low)
-        E = X.new_empty(steps, *X.shape[1:]) if need_A else None
-        dgamma = gamma.new_zeros(())
+        Mt_low = None if ctx.low is None else Mt.to(ctx.low)
+        dgamma = gamma.new_zeros(()) if need_gamma else None
+        grad_A = torch.zeros_like(Mt) if need_A else None
+        if ctx.segments is None:
+            X, steps = rest[0], ctx.steps
+            chunks = [(0, X, rest[1 : 1 + steps], rest[1 + steps :])]
+        else:
+            chunks = ctx.segments
         y_next = y_last
-        for k in reversed(range(steps)):
-            if need_gamma:
-                flat = v.view(-1)
-                dgamma += torch.dot(flat, ys[k].view(-1)) - torch.dot(flat, y_next.view(-1))
-            e_out = None if E is None else E[k]
-            if ctx.fused:
-                e, u_n, v = _compiled("backward")(c, u, v, X[k], ys[k], ts[k], hg)
-                if e_out is not None:
-                    e = e_out.copy_(e)
+        for chunk in reversed(chunks):
+            if ctx.segments is None:
+                start, X, ys, ts = chunk
             else:
-                e, u_n, v = _backward_step(c, u, v, X[k], ys[k], ts[k], hg, e_out)
-            if k > 0 or need_x0:
-                _product_into(u_n, e, M, M_low, 1.0)
-            u, y_next = u_n, ys[k]
-        grad_A = None
-        if E is not None:
-            n = X.shape[-1]
-            grad_A = torch.mm(E.view(-1, n).t(), X[:steps].view(-1, n)).mul_(c.Gamma)
+                start, length = chunk
+                i = 2 * ctx.segments.index(chunk)
+                _, _, X, ys, ts = _integrate(
+                    c, rest[i], rest[i + 1], Mt, Mt_low, hg, length, ctx.fused, True
+                )
+            E = X.new_empty(len(ys), *X.shape[1:]) if need_A else None
+            u, v, y_next = _adjoint(
+                c, u, v, X, ys, ts, y_next, hg, M, M_low, ctx.fused, dgamma, E, start > 0 or need_x0
+            )
+            if E is not None:
+                n = X.shape[-1]
+                grad_A.addmm_(E.view(-1, n).t(), X[: len(ys)].reshape(-1, n), alpha=c.Gamma)
         grad_gamma = dgamma / gamma if need_gamma else None
-        return (u if need_x0 else None, v if need_y0 else None, grad_A, grad_gamma) + (None,) * 5
+        return (u if need_x0 else None, v if need_y0 else None, grad_A, grad_gamma) + (None,) * 6
 
 
 def integrate_fast(
@@ -344,6 +418,7 @@ def integrate_fast(
     *,
     matmul_dtype: torch.dtype | None = None,
     compiled: bool = False,
+    checkpoint_every: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(x(T), y(T)) after floor(T/dt) explicit Euler steps of the coupled network, differentiable.
 
@@ -360,7 +435,15 @@ def integrate_fast(
     ``compiled=True`` runs each step's element-wise work as one kernel fused by ``torch.compile``
     (forward and adjoint; the first call per shape compiles, which takes seconds). Off by default:
     it needs a working C++ toolchain (CPU) or Triton (GPU).
+
+    ``checkpoint_every=k`` keeps only every k-th state for the backward pass and recomputes the
+    steps in between there (one more forward pass): for long horizons or fine dt, where the
+    trajectory would not fit in memory. The gradients are the same numbers.
     """
+    if checkpoint_every is not None and (
+        not isinstance(checkpoint_every, int) or checkpoint_every < 1
+    ):
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     if x0.ndim != 2 or x0.shape != y0.shape:
         raise ValueError(
             "x0 and y0 must both have shape (batch, N), "
@@ -380,4 +463,6 @@ def integrate_fast(
     steps = n_steps(T, dt)
     c = StepConstants.build(params, Gamma, dt)
     store = torch.is_grad_enabled() and any(t.requires_grad for t in (x0, y0, A, gamma_t))
-    return _EulerAdjoint.apply(x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled, store)
+    return _EulerAdjoint.apply(
+        x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled, store, checkpoint_every
+    )

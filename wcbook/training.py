@@ -14,10 +14,10 @@
 * test accuracy (evaluation horizon) every ``profile.eval_every`` epochs and after the last one;
 * the Wilson-Cowan classifier integrates with the fast engine of :mod:`wcbook.engine` (``engine``;
   ``"autograd"`` is the plain path, equal up to float rounding);
-* on a CUDA device, when every batch has the same size, the whole training step (forward, adjoint,
-  Adam) is captured once as a CUDA graph and replayed for every batch (``cuda_graph``), which removes
-  the launch overhead of the hundreds of small kernels a step runs; the numbers are those of the
-  eager step;
+* on a CUDA device, when every batch has the same size, the whole training step (forward,
+  adjoint, Adam) is captured once as a CUDA graph and replayed for every batch (``cuda_graph``),
+  which removes the launch overhead of the hundreds of small kernels a step runs; the numbers are
+  those of the eager step;
 * with ``data_parallel=True`` (processes started by ``torchrun``, see :mod:`wcbook.parallel`) the
   model is wrapped in DistributedDataParallel, each process takes its contiguous share of every
   batch, gradients are averaged, and rank 0 alone writes checkpoints and the record;
