@@ -81,7 +81,8 @@ record = train(config, profile, 0, device=device,
                results_dir=sys.argv[2], checkpoint_dir=sys.argv[2], progress=False,
                data_parallel=True)
 close_data_parallel()
-print("RANK", launch.rank, "WORLD", record["world_size"])
+with open(f"{sys.argv[2]}/rank{launch.rank}.txt", "w") as handle:
+    handle.write(str(record["world_size"]))
 """
 
 
@@ -110,7 +111,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_env):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "RANK 0 WORLD 2" in result.stdout and "RANK 1 WORLD 2" in result.stdout
+    for rank in (0, 1):
+        assert (tmp_path / "ddp" / f"rank{rank}.txt").read_text() == "2"
     ddp = json.loads((tmp_path / "ddp" / "mnist-scratch" / "tiny" / "seed0.json").read_text())
 
     single = train(
@@ -127,3 +129,42 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_env):
     assert ddp["history"]["train_accuracy"] == single["history"]["train_accuracy"]
     assert ddp["history"]["test_accuracy"] == single["history"]["test_accuracy"]
     assert ddp["history"]["gamma"] == pytest.approx(single["history"]["gamma"], rel=1e-4)
+
+
+def test_torchrun_spreads_seeds_over_processes(tmp_path, synthetic_env):
+    """Without --data-parallel each of torchrun's processes trains its own share of the seeds."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "wcbook",
+            "run",
+            "mnist-scratch",
+            "--profile",
+            "smoke",
+            "--seeds",
+            "3",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "results" / "mnist-scratch" / "smoke"
+    records = {p.name: json.loads(p.read_text()) for p in folder.glob("seed*.json")}
+    assert sorted(records) == ["seed0.json", "seed1.json", "seed2.json"]
+    assert all(r["world_size"] == 1 for r in records.values())
+    assert result.stdout.count("test accuracy") == 3
