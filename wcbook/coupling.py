@@ -9,6 +9,8 @@ their eigenvalues are trainable.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -55,6 +57,20 @@ class SpectralCoupling(nn.Module):
         initial trainable eigenvalues are drawn from N(eig_mean, eig_std^2).
     generator:
         torch random generator, for reproducible initialisation.
+
+    Three keyword-only switches change the construction for the paper's ablations (App. E); their
+    defaults give the model above, with the same parameters and the same random draws:
+
+    ``learn_planted``
+        the K planted columns are trainable and start as random orthonormal directions instead of
+        a basis of the targets' span (their eigenvalue stays ``planted_eigenvalue``); the targets
+        are then fixed points only if training rebuilds their span.
+    ``planted_eigenvalue``
+        the eigenvalue of the K planted columns (0: the targets lie in the kernel of A).
+    ``eigenvalue_floor``
+        when a number, the trainable eigenvalues are ``floor + softplus(theta)`` with ``theta``
+        trainable (stored as ``eigenvalue_excess``), so they can never go below the floor; they
+        start near ``floor - eig_mean`` (as far above the floor as the default starts below 0).
     """
 
     def __init__(
@@ -64,39 +80,75 @@ class SpectralCoupling(nn.Module):
         eig_std: float = 1.0,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
+        *,
+        learn_planted: bool = False,
+        planted_eigenvalue: float = 0.0,
+        eigenvalue_floor: float | None = None,
     ) -> None:
         super().__init__()
         if targets.ndim != 2:
             raise ValueError(f"targets must have shape (K, N), got {tuple(targets.shape)}")
+        if not math.isfinite(planted_eigenvalue):
+            raise ValueError(f"planted_eigenvalue must be finite, got {planted_eigenvalue!r}")
+        if eigenvalue_floor is not None and not math.isfinite(eigenvalue_floor):
+            raise ValueError(f"eigenvalue_floor must be finite or None, got {eigenvalue_floor!r}")
         k, n = targets.shape
         block_size(n, k)
         q, r = torch.linalg.qr(targets.T.to(torch.float64))
         if torch.diagonal(r).abs().min() < 1e-10:
             raise ValueError("the targets are linearly dependent; they cannot span K directions")
-        free = orthonormal_completion(q, generator)
+        self.learn_planted = bool(learn_planted)
+        self.planted_eigenvalue = float(planted_eigenvalue)
+        self.eigenvalue_floor = None if eigenvalue_floor is None else float(eigenvalue_floor)
+        if self.learn_planted:
+            basis = orthonormal_completion(q.new_zeros(n, 0), generator)
+            self.phi_learned = nn.Parameter(basis[:, :k].to(dtype))
+            free = basis[:, k:]
+        else:
+            self.register_buffer("phi_fixed", q.to(dtype))
+            free = orthonormal_completion(q, generator)
         eig = eig_mean + eig_std * torch.randn(n - k, dtype=torch.float64, generator=generator)
-        self.register_buffer("phi_fixed", q.to(dtype))
         self.phi_free = nn.Parameter(free.to(dtype))
-        self.eigenvalues = nn.Parameter(eig.to(dtype))
+        if self.eigenvalue_floor is None:
+            self.eigenvalues = nn.Parameter(eig.to(dtype))
+        else:
+            # softplus(theta) = -eig: as far above the floor as the default starts below zero
+            excess = (-eig).clamp_min(1e-3)
+            self.eigenvalue_excess = nn.Parameter(torch.log(torch.expm1(excess)).to(dtype))
+
+    @property
+    def planted(self) -> torch.Tensor:
+        """The K columns of Phi that carry the planted eigenvalue, shape (N, K)."""
+        return self.phi_learned if self.learn_planted else self.phi_fixed
 
     @property
     def n_nodes(self) -> int:
         """N."""
-        return self.phi_fixed.shape[0]
+        return self.planted.shape[0]
 
     @property
     def n_classes(self) -> int:
         """K."""
-        return self.phi_fixed.shape[1]
+        return self.planted.shape[1]
 
     def phi(self) -> torch.Tensor:
-        """Phi = [fixed target basis | trainable columns], shape (N, N)."""
-        return torch.cat([self.phi_fixed, self.phi_free], dim=1)
+        """Phi = [planted columns | trainable columns], shape (N, N)."""
+        return torch.cat([self.planted, self.phi_free], dim=1)
+
+    def free_eigenvalues(self) -> torch.Tensor:
+        """The N - K trainable eigenvalues (above ``eigenvalue_floor`` when one is set)."""
+        if self.eigenvalue_floor is None:
+            return self.eigenvalues
+        return self.eigenvalue_floor + nn.functional.softplus(self.eigenvalue_excess)
 
     def spectrum(self) -> torch.Tensor:
-        """All N eigenvalues of A: K zeros followed by the N - K trainable ones."""
-        zeros = self.eigenvalues.new_zeros(self.n_classes)
-        return torch.cat([zeros, self.eigenvalues])
+        """All N eigenvalues of A: K planted ones (0 by default) followed by the trainable ones."""
+        free = self.free_eigenvalues()
+        if self.planted_eigenvalue == 0:
+            planted = free.new_zeros(self.n_classes)
+        else:
+            planted = free.new_full((self.n_classes,), self.planted_eigenvalue)
+        return torch.cat([planted, free])
 
     def matrix(self) -> torch.Tensor:
         """A = Phi Lambda Phi^-1, computed with a linear solve instead of an explicit inverse.

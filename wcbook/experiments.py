@@ -8,8 +8,10 @@ experiment at CI scale (``smoke``) or at the paper's scale (``paper``). :func:`r
 profile; :mod:`wcbook.training` runs the result.
 
 The registry :data:`EXPERIMENTS` holds ``mnist-scratch``, ``fashion-scratch`` (the Wilson-Cowan
-network trained from scratch on raw pixels, Tables 1-2) and ``mnist-mlp``, ``fashion-mlp`` (the
-MLP baseline of Table 2).
+network trained from scratch on raw pixels, Tables 1-2), ``mnist-mlp``, ``fashion-mlp`` (the
+MLP baseline of Table 2), the scaling grid ``scaling-mnist-<N>`` and ``scaling-fashion-<N>``
+(App. D, Tables 6-7, N = 196 ... 1225) and the ablations ``ablation-unstable``,
+``ablation-learned-planted`` and ``ablation-not-in-kernel`` (App. E).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ __all__ = [
 
 ModelKind = Literal["wc", "mlp"]
 
+#: Ablation switches of the Wilson-Cowan model an experiment may set in ``model_options``
+#: (keyword arguments of :class:`~wcbook.models.WilsonCowanClassifier`).
+MODEL_OPTIONS = ("learn_planted", "planted_eigenvalue", "force_unstable")
+
 #: Side of the original MNIST / Fashion-MNIST images.
 NATIVE_SIZE = 28
 
@@ -53,7 +59,9 @@ class ExperimentConfig:
     ``gamma``, ``gamma_sem``; ``test_accuracy_best`` where the paper quotes a best run).
     ``ortho_factor`` weighs the orthogonality regulariser on the trainable eigenvectors (0.01 in
     the authors' code; see :meth:`WilsonCowanClassifier.penalty`); ``hidden`` is the MLP's hidden
-    width. Each is ignored by the other model.
+    width. Each is ignored by the other model. ``model_options`` holds the ablation switches of
+    the Wilson-Cowan model (keys of :data:`MODEL_OPTIONS`, passed to
+    :class:`~wcbook.models.WilsonCowanClassifier`); empty, the paper's model.
     """
 
     id: str
@@ -73,10 +81,23 @@ class ExperimentConfig:
     params: WCParams = WCParams()
     reference: dict[str, float] = field(default_factory=dict)
     variant: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in ("wc", "mlp"):
             raise ValueError(f"model must be 'wc' or 'mlp', got {self.model!r}")
+        unknown = set(self.model_options) - set(MODEL_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown model option(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(MODEL_OPTIONS)}"
+            )
+        if self.model_options and self.model != "wc":
+            raise ValueError("model_options apply to the Wilson-Cowan model ('wc') only")
+        if self.image_size is not None and (
+            not isinstance(self.image_size, int) or self.image_size < 1
+        ):
+            raise ValueError(f"image_size must be a positive integer or None, got {self.image_size!r}")
         for name in ("epochs", "batch_size", "n_classes", "hidden"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -116,14 +137,23 @@ class ExperimentConfig:
                 dt=self.dt,
                 ortho_factor=self.ortho_factor,
                 seed=seed,
+                **self.model_options,
             )
         return MLPClassifier(self.n_nodes, self.n_classes, self.hidden, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serialisable fields (``params`` as a dict)."""
+        """Plain, JSON-serialisable fields (``params`` as a dict).
+
+        ``model_options`` is written only when set, so that the records and checkpoints of the
+        experiments without ablation switches keep the layout they had before it existed.
+        """
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["params"] = self.params.to_dict()
         out["reference"] = dict(self.reference)
+        if self.model_options:
+            out["model_options"] = dict(self.model_options)
+        else:
+            del out["model_options"]
         return out
 
     @classmethod
@@ -254,6 +284,105 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
     )
 }
 
+# ----------------------------------------------------------------------------------------------
+# App. D: the scaling grid (Tables 6 and 7), one experiment per image side
+# ----------------------------------------------------------------------------------------------
+#: Image sides of the scaling grid, N = side^2 = 196 ... 1225.
+SCALING_SIDES = (14, 17, 21, 24, 28, 31, 35)
+
+# (learned gamma, test accuracy, seconds per epoch on the authors' 2x RTX A5500) by N: the paper's
+# Table 6 (MNIST, 525 epochs) and Table 7 (Fashion-MNIST, 350 epochs), single runs.
+_TABLE_6 = {
+    196: (0.86046, 0.9746, 2),
+    289: (0.8822, 0.98, 3),
+    441: (0.8311, 0.9818, 4),
+    576: (1.066, 0.9815, 5),
+    784: (0.839, 0.9813, 7),
+    961: (0.827, 0.9781, 10),
+    1225: (1.044, 0.981, 12),
+}
+_TABLE_7 = {
+    196: (0.8625, 0.8752, 2),
+    289: (1.064, 0.8794, 3),
+    441: (0.971, 0.8788, 4),
+    576: (0.910, 0.8853, 5),
+    784: (0.992, 0.8839, 7),
+    961: (1.016, 0.8847, 10),
+    1225: (1.016, 0.887, 12),
+}
+
+
+def _scaling(base: ExperimentConfig, name: str, table: dict, epochs: int, caption: str) -> list:
+    configs = []
+    for side in SCALING_SIDES:
+        n = side * side
+        gamma, accuracy, seconds = table[n]
+        configs.append(
+            dataclasses.replace(
+                base,
+                id=f"scaling-{name}-{n}",
+                image_size=side,
+                epochs=epochs,
+                reference={"test_accuracy": accuracy, "gamma": gamma, "seconds_per_epoch": seconds},
+                description=(
+                    f"{base.id} on images resized to {side} x {side} (N = {n}), {epochs} epochs: "
+                    f"one row of the paper's {caption} (App. D)"
+                ),
+            )
+        )
+    return configs
+
+
+# ----------------------------------------------------------------------------------------------
+# App. E: the ablations, on MNIST
+# ----------------------------------------------------------------------------------------------
+def _ablations(base: ExperimentConfig) -> list[ExperimentConfig]:
+    return [
+        dataclasses.replace(
+            base,
+            id="ablation-unstable",
+            model_options={"force_unstable": True},
+            reference={},
+            description=(
+                "mnist-scratch with every trainable Gamma * lambda forced above the per-mode "
+                "stability edge of both stable states (lambda = floor + softplus(theta)); the "
+                "paper reports that training becomes infeasible (App. E)"
+            ),
+        ),
+        dataclasses.replace(
+            base,
+            id="ablation-learned-planted",
+            model_options={"learn_planted": True},
+            reference={"test_accuracy": 0.9783},
+            description=(
+                "mnist-scratch with the K planted eigenvectors trainable (random orthonormal "
+                "start) instead of fixed to the targets' span; their eigenvalues stay 0 and the "
+                "targets keep their structure (App. E: 97.83%)"
+            ),
+        ),
+        dataclasses.replace(
+            base,
+            id="ablation-not-in-kernel",
+            model_options={"planted_eigenvalue": 0.1},
+            reference={"test_accuracy": 0.9728},
+            description=(
+                "mnist-scratch with the fixed planted eigenvectors kept but their eigenvalue set "
+                "to 0.1 (lambda, before the factor Gamma), so the targets leave the kernel of A "
+                "(App. E: 97.28%)"
+            ),
+        ),
+    ]
+
+
+EXPERIMENTS.update(
+    (config.id, config)
+    for config in (
+        *_scaling(EXPERIMENTS["mnist-scratch"], "mnist", _TABLE_6, 525, "Table 6"),
+        *_scaling(EXPERIMENTS["fashion-scratch"], "fashion", _TABLE_7, 350, "Table 7"),
+        *_ablations(EXPERIMENTS["mnist-scratch"]),
+    )
+)
+
 _WC_IDS = ("mnist-scratch", "fashion-scratch")
 _TEXT_COUPLING = WCParams(coupling_scale="linear")
 
@@ -356,6 +485,19 @@ PROFILES: dict[str, Profile] = {
             "the experiment's own epochs and batch size",
             eval_every=10,
         ),
+        Profile(
+            name="smoke-scaling",
+            description=(
+                "CI scale for the scaling grid (App. D), whose cost per step grows as N^2 up to "
+                "N = 1225: the first 1000 training and 200 test images at each experiment's own "
+                "size, 3 epochs of batch 200 (15 Adam steps); it measures seconds per epoch, "
+                "not accuracy (the runs stay on the initial chance plateau)"
+            ),
+            n_train=1000,
+            n_test=200,
+            epochs=3,
+            eval_every=3,
+        ),
     )
 }
 
@@ -397,10 +539,17 @@ def get_profile(name: str | Profile) -> Profile:
 
 
 def resolve(config: ExperimentConfig, profile: str | Profile) -> ExperimentConfig:
-    """The configuration as run under ``profile`` (its epochs and image size applied)."""
+    """The configuration as run under ``profile`` (its epochs and image size applied).
+
+    A profile's ``image_size`` applies only to experiments that set none of their own: the
+    scaling experiments keep their sizes under every profile.
+    """
     profile = get_profile(profile)
+    image_size = config.image_size
+    if image_size is None:
+        image_size = profile.image_size
     return dataclasses.replace(
         config,
         epochs=config.epochs if profile.epochs is None else profile.epochs,
-        image_size=config.image_size if profile.image_size is None else profile.image_size,
+        image_size=image_size,
     )

@@ -11,7 +11,7 @@ from .coupling import SpectralCoupling, make_targets
 from .dynamics import check_state, check_time, euler, wc_rhs
 from .engine import integrate_fast
 from .params import WCParams
-from .stability import BistableStates, bistable_states
+from .stability import BistableStates, bistable_states, stability_interval
 
 #: How a network integrates: ``"autograd"`` (:func:`wcbook.dynamics.euler`, autograd records every
 #: step), ``"fast"`` (:func:`wcbook.engine.integrate_fast`: no graph, hand-derived adjoint) and
@@ -32,6 +32,11 @@ class WilsonCowanNetwork(nn.Module):
 
     The trainable parts are the N - K free columns of Phi, their eigenvalues and gamma (the
     inhibitory time scale). ``targets`` holds the K planted excitatory states, shape (K, N).
+
+    Keyword-only switches for the ablations of App. E (defaults: the paper's model):
+    ``learn_planted`` and ``planted_eigenvalue`` are passed to
+    :class:`~wcbook.coupling.SpectralCoupling`; ``force_unstable`` keeps every trainable
+    Gamma * lambda above :func:`unstable_mu`, outside the per-mode stable region of both states.
     """
 
     def __init__(
@@ -43,6 +48,9 @@ class WilsonCowanNetwork(nn.Module):
         seed: int | None = None,
         learn_gamma: bool = True,
         dtype: torch.dtype = torch.float32,
+        learn_planted: bool = False,
+        planted_eigenvalue: float = 0.0,
+        force_unstable: bool = False,
     ) -> None:
         super().__init__()
         self.params = params
@@ -50,8 +58,16 @@ class WilsonCowanNetwork(nn.Module):
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         targets = make_targets(n_nodes, n_classes, self.states.xbar1, self.states.xbar2)
         self.register_buffer("targets", targets.to(dtype))
+        Gamma = params.coupling_factor(n_nodes)
+        floor = unstable_mu(params, self.states) / Gamma if force_unstable else None
         self.coupling = SpectralCoupling(
-            targets, params.eigenvalue_init_mean(n_nodes), generator=generator, dtype=dtype
+            targets,
+            params.eigenvalue_init_mean(n_nodes),
+            generator=generator,
+            dtype=dtype,
+            learn_planted=learn_planted,
+            planted_eigenvalue=planted_eigenvalue,
+            eigenvalue_floor=floor,
         )
         gamma = torch.tensor(float(params.gamma), dtype=dtype)
         if learn_gamma:
@@ -124,6 +140,21 @@ class WilsonCowanNetwork(nn.Module):
         )
 
 
+def unstable_mu(params: WCParams, states: BistableStates | None = None) -> float:
+    """The smallest real mu = Gamma * lambda at which a mode is unstable for *both* stable states.
+
+    It is the larger of the two per-mode stability edges of :func:`wcbook.stability.
+    stability_interval` (at the initial gamma; with w_IE = 0 the edges do not depend on gamma).
+    """
+    states = bistable_states(params) if states is None else states
+    edges = [
+        float(stability_interval(x, states.y_star, params).sup) for x in (states.xbar1, states.xbar2)
+    ]
+    if not all(math.isfinite(e) for e in edges):
+        raise ValueError(f"the per-mode stable region of {params} has no finite upper edge")
+    return max(edges)
+
+
 def _invalid_parameter(module: nn.Module) -> str | None:
     """Name of the first trainable parameter of ``module`` holding NaN or inf, else None.
 
@@ -167,7 +198,8 @@ class WilsonCowanClassifier(nn.Module):
     (:meth:`penalty`; the text cites orthogonality regularisation but gives no formula; 0 turns it
     off). ``engine`` (see :data:`ENGINES`; an attribute, so it can be switched on a trained model)
     says how ``forward`` integrates; the default, ``"fast"``, is the engine of
-    :mod:`wcbook.engine`.
+    :mod:`wcbook.engine`. ``learn_planted``, ``planted_eigenvalue`` and ``force_unstable`` (the
+    ablations of App. E) go to :class:`WilsonCowanNetwork`.
     """
 
     def __init__(
@@ -184,6 +216,9 @@ class WilsonCowanClassifier(nn.Module):
         learn_gamma: bool = True,
         dtype: torch.dtype = torch.float32,
         engine: str = "fast",
+        learn_planted: bool = False,
+        planted_eigenvalue: float = 0.0,
+        force_unstable: bool = False,
     ) -> None:
         super().__init__()
         check_time(T_train, dt)
@@ -192,7 +227,15 @@ class WilsonCowanClassifier(nn.Module):
         if not ortho_factor >= 0:
             raise ValueError(f"ortho_factor must be non-negative, got {ortho_factor!r}")
         self.network = WilsonCowanNetwork(
-            n_nodes, n_classes, params, seed=seed, learn_gamma=learn_gamma, dtype=dtype
+            n_nodes,
+            n_classes,
+            params,
+            seed=seed,
+            learn_gamma=learn_gamma,
+            dtype=dtype,
+            learn_planted=learn_planted,
+            planted_eigenvalue=planted_eigenvalue,
+            force_unstable=force_unstable,
         )
         self.T_train = float(T_train)
         self.T_eval = float(T_train if T_eval is None else T_eval)

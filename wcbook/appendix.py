@@ -1,0 +1,186 @@
+"""The runs of the appendices: the record ids, and a training call whose failure is a result.
+
+Record ids (issue 6): the scaling grid ``scaling-mnist-<N>`` / ``scaling-fashion-<N>`` (App. D),
+the ablations ``ablation-unstable``, ``ablation-learned-planted``, ``ablation-not-in-kernel``
+(App. E) and the text-versus-code variants of ``mnist-scratch`` (``variant-<name>``, stored as
+``results/mnist-scratch+<name>/``).
+
+An ablation may make training diverge; that is an outcome to record, not a crash.
+:func:`train_outcome` calls :func:`wcbook.training.train` and, on a
+:class:`~wcbook.training.DivergenceError`, writes a record with ``status: "diverged"``, where it
+happened and the history of the epochs that did finish (read from the last good checkpoint).
+
+Command line (sequential, one run after the other)::
+
+    python -m wcbook.appendix ablations --profile smoke
+    python -m wcbook.appendix variants --profile smoke
+    python -m wcbook.appendix scaling --profile smoke-scaling
+    python -m wcbook.appendix certificates --profile smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .experiments import (
+    SCALING_SIDES,
+    VARIANTS,
+    ExperimentConfig,
+    Profile,
+    get_experiment,
+    get_profile,
+    resolve,
+)
+from .training import (
+    DivergenceError,
+    checkpoint_path,
+    device_name,
+    git_commit,
+    results_path,
+    select_device,
+    train,
+)
+
+__all__ = [
+    "ABLATION_IDS",
+    "SCALING_IDS",
+    "VARIANT_RUNS",
+    "train_outcome",
+    "main",
+]
+
+ABLATION_IDS = ("ablation-unstable", "ablation-learned-planted", "ablation-not-in-kernel")
+SCALING_IDS = tuple(
+    f"scaling-{name}-{side * side}" for name in ("mnist", "fashion") for side in SCALING_SIDES
+)
+#: (experiment, variant) of every ``variant-<name>`` record: mnist-scratch under each variant.
+VARIANT_RUNS = tuple(("mnist-scratch", name) for name in VARIANTS)
+
+
+def train_outcome(
+    config: ExperimentConfig | str,
+    profile: Profile | str,
+    seed: int,
+    *,
+    results_dir: str | os.PathLike = "results",
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+    progress: bool = False,
+    device: str | torch.device = "auto",
+) -> dict[str, Any]:
+    """:func:`~wcbook.training.train`, with divergence recorded instead of raised.
+
+    A finished run returns the training record with ``status: "finished"`` added (the file on
+    disk is the one :func:`train` wrote). A diverged run writes and returns a record with
+    ``status: "diverged"``, ``diverged_at`` (1-based epoch and step, the step None when the
+    parameters rather than the loss went bad), the error message, empty ``metrics`` and the
+    history of the epochs before the divergence.
+    """
+    profile = get_profile(profile)
+    config = resolve(get_experiment(config) if isinstance(config, str) else config, profile)
+    try:
+        record = train(
+            config,
+            profile,
+            seed,
+            results_dir=results_dir,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            device=device,
+        )
+    except DivergenceError as exc:
+        record = _diverged_record(config, profile, seed, exc, checkpoint_dir, device)
+        path = results_path(config, profile, seed, results_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+        return record
+    return {**record, "status": "finished"}
+
+
+def _diverged_record(
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    error: DivergenceError,
+    checkpoint_dir: str | os.PathLike,
+    device: str | torch.device,
+) -> dict[str, Any]:
+    ckpt = checkpoint_path(config, profile, seed, checkpoint_dir)
+    history: dict[str, list] = {}
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        history = {k: v for k, v in state["history"].items() if k != "seconds"}
+    commit, dirty = git_commit()
+    return {
+        "experiment": config.id,
+        "variant": config.variant,
+        "profile": profile.name,
+        "seed": seed,
+        "status": "diverged",
+        "diverged_at": {"epoch": error.epoch, "step": error.step},
+        "message": str(error),
+        "metrics": {},
+        "reference": dict(config.reference),
+        "epochs": config.epochs,
+        "n_train": profile.n_train,
+        "n_test": profile.n_test,
+        "device": device_name(select_device(device)),
+        "torch_version": str(torch.__version__),
+        "commit": commit,
+        "dirty": dirty,
+        "config": config.to_dict(),
+        "profile_config": profile.to_dict(),
+        "history": history,
+    }
+
+
+def _runs(group: str) -> list[tuple[str, str | None]]:
+    if group == "ablations":
+        return [(i, None) for i in ABLATION_IDS]
+    if group == "variants":
+        return list(VARIANT_RUNS)
+    if group == "scaling":
+        return [(i, None) for i in SCALING_IDS]
+    raise ValueError(f"unknown group {group!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every record of a group for one seed, one after the other; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m wcbook.appendix", description=__doc__.split("\n")[0])
+    parser.add_argument("group", choices=("ablations", "variants", "scaling"))
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", default=None, help="experiment ids or variant names")
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--checkpoint-dir", default="checkpoints")
+    args = parser.parse_args(argv)
+    for experiment, variant in _runs(args.group):
+        if args.only and experiment not in args.only and variant not in args.only:
+            continue
+        record = train_outcome(
+            get_experiment(experiment, variant),
+            args.profile,
+            args.seed,
+            results_dir=args.results_dir,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+        name = experiment if variant is None else f"{experiment}+{variant}"
+        metrics = record["metrics"]
+        print(
+            f"{name} {args.profile}: {record['status']}"
+            + (f", test accuracy {metrics['test_accuracy']:.4f}" if metrics else "")
+            + (f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else "")
+            + (f", {record['seconds_per_epoch']:.2f} s/epoch" if "seconds_per_epoch" in record else ""),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
