@@ -10,8 +10,9 @@ profile; :mod:`wcbook.training` runs the result.
 The registry :data:`EXPERIMENTS` holds ``mnist-scratch``, ``fashion-scratch`` (the Wilson-Cowan
 network trained from scratch on raw pixels, Tables 1-2), ``mnist-mlp``, ``fashion-mlp`` (the
 MLP baseline of Table 2), the scaling grid ``scaling-mnist-<N>`` and ``scaling-fashion-<N>``
-(App. D, Tables 6-7, N = 196 ... 1225) and the ablations ``ablation-unstable``,
-``ablation-learned-planted`` and ``ablation-not-in-kernel`` (App. E).
+(App. D, Tables 6-7, N = 196 ... 1225), the ablations ``ablation-unstable``,
+``ablation-learned-planted`` and ``ablation-not-in-kernel`` (App. E), and the three arms of the
+IMDB comparison ``imdb-encoder``, ``imdb-distance-head`` and ``imdb-wc`` (Sec. 5.2.2, Table 5).
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ __all__ = [
     "run_name",
 ]
 
-ModelKind = Literal["wc", "mlp"]
+ModelKind = Literal["wc", "mlp", "text"]
+
+#: Settings of the text experiments (``text_options``) and their defaults: the head under test
+#: (one of :data:`wcbook.text.HEADS`), the encoder checkpoint (None: the offline default
+#: all-MiniLM-L6-v2), the maximum number of tokens per review, and the fraction of the training
+#: steps over which AdamW's learning rate warms up linearly (then decays linearly to zero).
+#: 256 tokens: about the median IMDB review (some 230 words), a quarter of BERT's attention cost
+#: at its 512 maximum; the paper states no value.
+TEXT_DEFAULTS: dict[str, Any] = {"head": None, "encoder": None, "max_length": 256, "warmup": 0.1}
 
 #: Ablation switches of the Wilson-Cowan model an experiment may set in ``model_options``
 #: (keyword arguments of :class:`~wcbook.models.WilsonCowanClassifier`).
@@ -82,10 +91,19 @@ class ExperimentConfig:
     reference: dict[str, float] = field(default_factory=dict)
     variant: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    text_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model not in ("wc", "mlp"):
-            raise ValueError(f"model must be 'wc' or 'mlp', got {self.model!r}")
+        if self.model not in ("wc", "mlp", "text"):
+            raise ValueError(f"model must be 'wc', 'mlp' or 'text', got {self.model!r}")
+        unknown_text = set(self.text_options) - set(TEXT_DEFAULTS)
+        if unknown_text:
+            raise ValueError(
+                f"unknown text option(s) {', '.join(sorted(unknown_text))}; known: "
+                f"{', '.join(TEXT_DEFAULTS)}"
+            )
+        if (self.model == "text") != bool(self.text_options.get("head")):
+            raise ValueError("a 'text' experiment needs text_options['head'], and only it")
         unknown = set(self.model_options) - set(MODEL_OPTIONS)
         if unknown:
             raise ValueError(
@@ -112,8 +130,13 @@ class ExperimentConfig:
 
     @property
     def n_nodes(self) -> int:
-        """N, the number of pixels = nodes of the network = inputs of the MLP."""
-        return self.side * self.side
+        """N, the number of pixels = nodes of the network = inputs of the MLP; for a text
+        experiment the width of the dense layer (the Wilson-Cowan layer's N)."""
+        return self.hidden if self.model == "text" else self.side * self.side
+
+    def text_option(self, name: str) -> Any:
+        """A text setting (:data:`TEXT_DEFAULTS`), the default where the config sets none."""
+        return self.text_options.get(name, TEXT_DEFAULTS[name])
 
     @property
     def eval_horizon(self) -> float:
@@ -139,6 +162,20 @@ class ExperimentConfig:
                 seed=seed,
                 **self.model_options,
             )
+        if self.model == "text":
+            from .text import TextClassifier, load_encoder
+
+            tokenizer, encoder = load_encoder(self.text_option("encoder"))
+            return TextClassifier(
+                encoder,
+                self.text_option("head"),
+                pad_id=tokenizer.pad_token_id,
+                width=self.hidden,
+                T=self.T_train,
+                dt=self.dt,
+                params=self.params,
+                seed=seed,
+            )
         return MLPClassifier(self.n_nodes, self.n_classes, self.hidden, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,10 +187,11 @@ class ExperimentConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["params"] = self.params.to_dict()
         out["reference"] = dict(self.reference)
-        if self.model_options:
-            out["model_options"] = dict(self.model_options)
-        else:
-            del out["model_options"]
+        for name in ("model_options", "text_options"):
+            if getattr(self, name):
+                out[name] = dict(getattr(self, name))
+            else:
+                del out[name]
         return out
 
     @classmethod
@@ -193,9 +231,10 @@ class Profile:
     epochs: int | None = None
     image_size: int | None = None
     eval_every: int = 10
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "epochs", "image_size"):
+        for name in ("n_train", "n_test", "epochs", "image_size", "max_length"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(
@@ -205,8 +244,12 @@ class Profile:
             raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serialisable fields."""
-        return dataclasses.asdict(self)
+        """Plain, JSON-serialisable fields (``max_length`` only when set, so that the profiles of
+        the image experiments keep the layout they had before it existed)."""
+        out = dataclasses.asdict(self)
+        if out["max_length"] is None:
+            del out["max_length"]
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,6 +417,55 @@ def _ablations(base: ExperimentConfig) -> list[ExperimentConfig]:
     ]
 
 
+def _imdb(head: str, reference: dict[str, float], description: str) -> ExperimentConfig:
+    """One arm of the IMDB comparison (Sec. 5.2.2): the paper's head and optimiser settings."""
+    return ExperimentConfig(
+        id=f"imdb-{head}",
+        dataset="imdb",
+        model="text",
+        n_classes=2,
+        hidden=512,
+        T_train=4.0,
+        T_eval=None,
+        lr=3e-5,
+        batch_size=4,
+        epochs=10,
+        ortho_factor=0.0,
+        reference=reference,
+        text_options={"head": head},
+        description=description
+        + " Encoder (all-MiniLM-L6-v2 offline; the paper: BERT-base uncased), dropout 0.5, "
+        "dense 512 with sigmoid; binary cross-entropy, AdamW 3e-5 with linear warm-up over 10% "
+        "of the steps, batch 4, 10 epochs.",
+    )
+
+
+# Table 5: BERT + WC 0.8746(22), BERT alone 0.8830(3). The paper's WC number was produced by a
+# script whose Euler loop never ran, i.e. by the distance head; both WC arms are compared with it.
+_IMDB_WC = {"test_accuracy": 0.8746, "test_accuracy_sem": 0.0022}
+EXPERIMENTS.update(
+    (config.id, config)
+    for config in (
+        _imdb(
+            "encoder",
+            {"test_accuracy": 0.8830, "test_accuracy_sem": 0.0003},
+            "IMDB, the encoder with a linear/sigmoid classifier (Table 5, 'BERT alone').",
+        ),
+        _imdb(
+            "distance-head",
+            _IMDB_WC,
+            "IMDB, the authors' effective model: the class probability from the distances of the "
+            "sigmoid layer's output to two planted targets, no dynamics.",
+        ),
+        _imdb(
+            "wc",
+            _IMDB_WC,
+            "IMDB, the Wilson-Cowan layer (N = 512, K = 2) integrated for T = 4.0 from the sigmoid "
+            "layer's output before the distances, as the paper describes.",
+        ),
+    )
+)
+
 EXPERIMENTS.update(
     (config.id, config)
     for config in (
@@ -389,6 +481,16 @@ _TEXT_COUPLING = WCParams(coupling_scale="linear")
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
+        Variant(
+            name="batch-32",
+            description=(
+                "IMDB arms with batch 32 instead of the paper's 4: a speed setting for GPUs, not "
+                "the paper's"
+            ),
+            overrides={
+                f"imdb-{head}": {"batch_size": 32} for head in ("encoder", "distance-head", "wc")
+            },
+        ),
         Variant(
             name="text-T",
             description=(
@@ -486,6 +588,19 @@ PROFILES: dict[str, Profile] = {
             eval_every=10,
         ),
         Profile(
+            name="smoke-text",
+            description=(
+                "CI scale for the IMDB arms on a 2-core CPU: 256 training and 256 test reviews "
+                "(balanced, seeded), cut to 48 tokens, 1 epoch of the paper's batch 4 (64 AdamW "
+                "steps); it checks the machinery, the accuracy is not the paper's"
+            ),
+            n_train=256,
+            n_test=256,
+            epochs=1,
+            eval_every=1,
+            max_length=48,
+        ),
+        Profile(
             name="smoke-scaling",
             description=(
                 "CI scale for the scaling grid (App. D), whose cost per step grows as N^2 up to "
@@ -541,15 +656,20 @@ def get_profile(name: str | Profile) -> Profile:
 def resolve(config: ExperimentConfig, profile: str | Profile) -> ExperimentConfig:
     """The configuration as run under ``profile`` (its epochs and image size applied).
 
-    A profile's ``image_size`` applies only to experiments that set none of their own: the
-    scaling experiments keep their sizes under every profile.
+    A profile's ``image_size`` applies only to image experiments that set none of their own: the
+    scaling experiments keep their sizes under every profile. Its ``max_length`` applies to the
+    text experiments.
     """
     profile = get_profile(profile)
     image_size = config.image_size
-    if image_size is None:
+    if image_size is None and config.model != "text":
         image_size = profile.image_size
+    text_options = config.text_options
+    if config.model == "text" and profile.max_length is not None:
+        text_options = {**text_options, "max_length": profile.max_length}
     return dataclasses.replace(
         config,
         epochs=config.epochs if profile.epochs is None else profile.epochs,
         image_size=image_size,
+        text_options=text_options,
     )

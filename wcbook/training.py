@@ -68,6 +68,7 @@ __all__ = [
     "Split",
     "train",
     "evaluate",
+    "attractor_report",
     "load_data",
     "load_trained",
     "checkpoint_path",
@@ -204,13 +205,31 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
 # ----------------------------------------------------------------------------------------------
 # Data and evaluation
 # ----------------------------------------------------------------------------------------------
+def _load_text(
+    config: ExperimentConfig, profile: Profile, device: torch.device
+) -> tuple[Split, Split]:
+    """IMDB reviews as token ids: ``n_train`` / ``n_test`` balanced, seeded reviews per split."""
+    from .text import load_imdb, load_tokenizer, tokenize
+
+    tokenizer = load_tokenizer(config.text_option("encoder"))
+    splits = []
+    for split, n in (("train", profile.n_train), ("test", profile.n_test)):
+        texts, labels = load_imdb(split, limit=n)
+        ids = tokenize(texts, tokenizer, config.text_option("max_length"))
+        splits.append(Split(ids.to(device), labels.to(device)))
+    return splits[0], splits[1]
+
+
 def load_data(
     config: ExperimentConfig, profile: Profile, device: torch.device
 ) -> tuple[Split, Split]:
-    """The profile's training and test images (first ``n_train`` / ``n_test``) on ``device``.
+    """The profile's training and test images (first ``n_train`` / ``n_test``) on ``device``;
+    for a text experiment, token ids of the reviews (see :mod:`wcbook.text`).
 
     Raises ValueError when the data are not finite values in [0, 1] (checked once, here).
     """
+    if config.model == "text":
+        return _load_text(config, profile, device)
     splits = []
     for split, n in (("train", profile.n_train), ("test", profile.n_test)):
         images, labels = load_images(config.dataset, split, size=config.image_size)
@@ -239,6 +258,34 @@ def _count_correct(model: nn.Module, data: Split, batch_size: int) -> torch.Tens
         counts[1] += (predicted < 0).sum()
     model.train(was_training)
     return counts
+
+
+@torch.no_grad()
+def attractor_report(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> dict | None:
+    """Where the deciding states end, for models with planted targets that report it
+    (``attractor_distances``): medians of the initial and final distance to the nearest target,
+    the fraction of final states within 10% of the targets' separation, and that separation.
+    None for models without targets."""
+    if not hasattr(model, "attractor_distances") or len(data) == 0:
+        return None
+    was_training = model.training
+    model.eval()
+    pairs = [
+        model.attractor_distances(data.images[start : start + batch_size])
+        for start in range(0, len(data), batch_size)
+    ]
+    model.train(was_training)
+    if pairs[0] is None:
+        return None
+    initial, final = (torch.cat([p[i] for p in pairs]) for i in (0, 1))
+    separation = model.target_separation()
+    return {
+        "n": len(final),
+        "initial_median": float(initial.median()),
+        "final_median": float(final.median()),
+        "final_within_10pct": float((final < 0.1 * separation).float().mean()),
+        "target_separation": separation,
+    }
 
 
 def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tuple[float, int]:
@@ -406,6 +453,33 @@ class _GraphedStep:
         return self.loss
 
 
+def _make_optimizer(
+    config: ExperimentConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer:
+    """Adam on every trainable parameter (capturable on GPUs, so that eager and graphed steps do
+    the same arithmetic); AdamW with weight decay 0.01 for the text experiments, as BERT
+    fine-tuning customarily uses."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.model == "text":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
+
+
+def _warmup_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly over the first ``warmup`` fraction of the steps, then
+    falling linearly to zero at ``total_steps`` (the usual BERT fine-tuning schedule)."""
+    rise = max(1, round(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < rise:
+            return (step + 1) / rise
+        return max(0.0, (total_steps - step) / max(1, total_steps - rise))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def _can_graph(model: nn.Module, data: Split, batch_size: int) -> bool:
     """A CUDA graph fits when the data live on a GPU and every batch has the same size."""
     return data.labels.is_cuda and len(data) % batch_size == 0 and len(data) > 0
@@ -422,6 +496,7 @@ def _train_epoch(
     net: nn.Module | None = None,
     graphed: _GraphedStep | None = None,
     shard: tuple[int, int] = (0, 1),
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One pass over shuffled data: per-step losses, batch sizes and #correct.
 
@@ -455,6 +530,8 @@ def _train_epoch(
             optimizer.zero_grad(set_to_none=True)
             (loss + model.penalty()).backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             correct += (model.classify(output.detach()) == labels).sum()
         losses[step] = loss.detach() * len(index) if world > 1 else loss.detach()
         bar.update()
@@ -509,13 +586,15 @@ def train(
     main = rank == 0
 
     _seed_everything(seed)
-    model = config.build_model(seed).to(dev)
+    # train(): pretrained submodules (a Hugging Face encoder) come in eval mode, dropout off.
+    model = config.build_model(seed).to(dev).train()
     if hasattr(model, "engine"):
         model.engine = engine
-    use_graph = cuda_graph and dev.type == "cuda" and world == 1
-    # Capturable Adam on every GPU run, so that eager and graphed steps do the same arithmetic.
-    capturable = dev.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, capturable=capturable)
+    # Text models change their learning rate every step (warm-up), which a graph would freeze.
+    use_graph = cuda_graph and dev.type == "cuda" and world == 1 and config.model != "text"
+    optimizer = _make_optimizer(config, model, dev)
+    resumed: dict[str, Any] = {}
+    attractors = None
     shuffle = torch.Generator().manual_seed(seed)
     history = _new_history(model)
     done, previous_wall, wall_seconds = 0, 0.0, 0.0
@@ -523,12 +602,13 @@ def train(
     environment = session
 
     if resume and ckpt_file.exists():
-        state = _load_checkpoint(ckpt_file, config_dict, profile_dict)
+        state = resumed = _load_checkpoint(ckpt_file, config_dict, profile_dict)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         shuffle.set_state(state["shuffle_rng"])
         _set_rng_states(state["rng"])
         history, done = state["history"], state["epoch"]
+        attractors = state.get("attractors")
         previous_wall, started = state["wall_seconds"], state["started_utc"]
         wall_seconds, environment = previous_wall, state["environment"]
 
@@ -541,6 +621,15 @@ def train(
         n_test = len(test_data)
         if world > 1:
             test_data = Split(test_data.images[rank::world], test_data.labels[rank::world])
+    scheduler = None
+    if config.model == "text" and done < config.epochs:
+        total = config.epochs * math.ceil(len(train_data) / config.batch_size)
+        scheduler = _warmup_schedule(optimizer, total, config.text_option("warmup"))
+        if resumed.get("scheduler"):
+            scheduler.load_state_dict(resumed["scheduler"])
+            # Building the scheduler reset the rates to the first step's; restore the saved ones.
+            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                group["lr"] = lr
     net = (
         DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
         if world > 1
@@ -575,6 +664,7 @@ def train(
                 net=net,
                 graphed=graphed,
                 shard=(rank, world),
+                scheduler=scheduler,
             )
             if world > 1:
                 dist.all_reduce(losses)
@@ -611,6 +701,8 @@ def train(
                     )
                 history["test_epochs"].append(epoch)
                 history["test_accuracy"].append(accuracy)
+                if epoch == config.epochs:
+                    attractors = attractor_report(model, test_data)
 
             wall_seconds = previous_wall + time.perf_counter() - wall_start
             environment = session
@@ -622,6 +714,8 @@ def train(
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "attractors": attractors,
                 "shuffle_rng": shuffle.get_state(),
                 "rng": _rng_states(),
                 "history": history,
@@ -646,6 +740,8 @@ def train(
         epochs_bar.close()
 
     record = _record(config, profile, seed, model, history, started, wall_seconds, environment)
+    if attractors is not None:
+        record["attractors"] = attractors
     if main:
         _atomic_write(
             results_path(config, profile, seed, results_dir),

@@ -1,0 +1,169 @@
+"""The IMDB pipeline: the archive reader, the three heads and the training loop on text, with a
+synthetic archive and a tiny randomly initialised BERT saved to a temporary folder (no
+downloads)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from wcbook.data import DATA_ENV, DataRootError  # noqa: E402
+from wcbook.experiments import Profile, get_experiment, resolve  # noqa: E402
+from wcbook.text import HEADS, IMDB_ARCHIVE, TextClassifier, load_imdb, tokenize  # noqa: E402
+from wcbook import training  # noqa: E402
+from wcbook.training import train  # noqa: E402
+
+WORDS = ["good", "great", "fine", "love", "bad", "awful", "poor", "hate", "movie", "plot"]
+TINY = Profile(
+    name="tiny-text", description="test", n_train=16, n_test=8, epochs=2, eval_every=1,
+    max_length=12,
+)
+
+
+@pytest.fixture(scope="module")
+def imdb_root(tmp_path_factory):
+    """A data root whose imdb archive holds 12 reviews per split and class."""
+    root = tmp_path_factory.mktemp("imdb-data")
+    (root / IMDB_ARCHIVE).parent.mkdir(parents=True)
+    with tarfile.open(root / IMDB_ARCHIVE, "w:xz") as archive:
+        for split in ("train", "test"):
+            for polarity, words in (("pos", WORDS[:4]), ("neg", WORDS[4:8])):
+                for i in range(12):
+                    text = f"{words[i % 4]} movie<br />{words[(i + 1) % 4]} plot"
+                    data = text.encode()
+                    rating = 7 if polarity == "pos" else 2
+                    info = tarfile.TarInfo(f"aclImdb/{split}/{polarity}/{i}_{rating}.txt")
+                    info.size = len(data)
+                    archive.addfile(info, io.BytesIO(data))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with a word-level vocabulary, saved like a checkpoint."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def test_archive_reader_balances_and_cleans(imdb_root):
+    texts, labels = load_imdb("train", root=imdb_root)
+    assert len(texts) == 24 and labels.tolist() == [0] * 12 + [1] * 12
+    assert all("<br />" not in t for t in texts)
+    subset, sub_labels = load_imdb("test", root=imdb_root, limit=6, seed=1)
+    assert len(subset) == 6 and int(sub_labels.sum()) == 3
+    again, _ = load_imdb("test", root=imdb_root, limit=6, seed=1)
+    assert again == subset
+
+
+def test_missing_archive_and_bad_arguments_are_explained(tmp_path, imdb_root):
+    with pytest.raises(DataRootError, match="WCBOOK_DATA"):
+        load_imdb("train", root=tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        load_imdb("validation", root=imdb_root)
+    with pytest.raises(ValueError, match="more reviews"):
+        load_imdb("train", root=imdb_root, limit=100)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_each_head_trains_and_classifies(head, tiny_encoder, imdb_root):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_encoder)
+    encoder = transformers.AutoModel.from_pretrained(tiny_encoder)
+    model = TextClassifier(encoder, head, pad_id=tokenizer.pad_token_id, width=16, seed=0)
+    texts, labels = load_imdb("train", root=imdb_root, limit=8)
+    ids = tokenize(texts, tokenizer, 12)
+    output = model(ids)
+    assert output.shape == ((8,) if head == "encoder" else (8, 16))
+    loss = model.loss(output, labels)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert set(model.classify(output.detach()).tolist()) <= {0, 1}
+    trained = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert ("dynamics.network.gamma" in trained) == (head == "wc")
+    distances = model.attractor_distances(ids)
+    if head == "encoder":
+        assert distances is None and model.metrics() == {}
+    else:
+        initial, final = distances
+        moved = not torch.allclose(initial, final)
+        assert moved == (head == "wc")
+
+
+def test_token_ids_are_checked(tiny_encoder):
+    encoder = transformers.AutoModel.from_pretrained(tiny_encoder)
+    model = TextClassifier(encoder, "wc", width=16)
+    with pytest.raises(ValueError, match="token ids"):
+        model(torch.rand(2, 5))
+    with pytest.raises(ValueError, match="unknown head"):
+        TextClassifier(encoder, "lstm")
+
+
+def test_configs_follow_the_paper_and_the_profile():
+    config = resolve(get_experiment("imdb-wc"), TINY)
+    assert config.text_option("max_length") == 12 and config.n_nodes == 512
+    assert (config.lr, config.batch_size, config.T_train) == (3e-5, 4, 4.0)
+    assert get_experiment("imdb-wc", "batch-32").batch_size == 32
+    with pytest.raises(ValueError, match="text_options"):
+        dataclasses.replace(get_experiment("imdb-wc"), text_options={})
+    with pytest.raises(ValueError, match="unknown text option"):
+        dataclasses.replace(get_experiment("imdb-wc"), text_options={"head": "wc", "size": 3})
+
+
+def test_text_training_resumes_with_its_schedule(tmp_path, tiny_encoder, imdb_root, monkeypatch):
+    """Two epochs straight, or one and a resumed one: the same losses (warm-up state included)."""
+    monkeypatch.setenv(DATA_ENV, str(imdb_root))
+    config = dataclasses.replace(
+        get_experiment("imdb-wc"),
+        hidden=16,
+        lr=1e-3,
+        text_options={"head": "wc", "encoder": tiny_encoder},
+    )
+
+    def run(folder, profile):
+        return train(
+            config, profile, 0, device="cpu", results_dir=folder, checkpoint_dir=folder,
+            progress=False,
+        )
+
+    straight = run(tmp_path / "a", TINY)
+    real_epoch, calls = training._train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped during the second epoch
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", TINY)
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    resumed = run(tmp_path / "b", TINY)
+    assert resumed["history"]["loss"] == straight["history"]["loss"]
+    a, b = (
+        torch.load(folder / "imdb-wc" / "tiny-text" / "seed0.pt", weights_only=True)
+        for folder in (tmp_path / "a", tmp_path / "b")
+    )
+    assert a["history"]["loss"] == b["history"]["loss"]
+    assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
+    assert straight["attractors"]["n"] == 8
+    assert set(straight["attractors"]) >= {"initial_median", "final_median", "target_separation"}
