@@ -254,3 +254,22 @@ def test_a_finished_run_is_marked_finished(tmp_path, synthetic_env):
         config, tiny, 0, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c"
     )
     assert record["status"] == "finished" and 0 <= record["metrics"]["test_accuracy"] <= 1
+
+
+def test_certificate_record_of_a_trained_checkpoint(tmp_path, synthetic_env):
+    tiny = Profile("tiny", "test", n_train=200, n_test=50, epochs=1, image_size=7)
+    appendix.train_outcome(
+        "mnist-scratch", tiny, 0, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c"
+    )
+    record = appendix.certificate_record(
+        "mnist-scratch",
+        tiny,
+        0,
+        certificate_dir=tmp_path / "cert",
+        checkpoint_dir=tmp_path / "c",
+        n_images=20,
+    )
+    stored = json.loads((tmp_path / "cert" / "mnist-scratch" / "tiny" / "seed0.json").read_text())
+    assert stored["checkpoint_epoch"] == 1 and stored["certificate"]["images"]["n"] == 20
+    assert record["certificate"]["per_mode_stable"] in (True, False)
+    assert len(stored["certificate"]["attractors"]) == 10

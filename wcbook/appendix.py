@@ -10,6 +10,10 @@ An ablation may make training diverge; that is an outcome to record, not a crash
 :class:`~wcbook.training.DivergenceError`, writes a record with ``status: "diverged"``, where it
 happened and the history of the epochs that did finish (read from the last good checkpoint).
 
+:func:`certificate_record` runs :func:`wcbook.certificate.certify` on a trained checkpoint and
+writes ``certificates/<run>/<profile>/seed<k>.json`` (beside ``results/``, which holds training
+records only).
+
 Command line (sequential, one run after the other)::
 
     python -m wcbook.appendix ablations --profile smoke
@@ -24,11 +28,15 @@ import argparse
 import json
 import os
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .certificate import certify
+from .data import flatten_images, load_images
 from .experiments import (
     SCALING_SIDES,
     VARIANTS,
@@ -43,6 +51,7 @@ from .training import (
     checkpoint_path,
     device_name,
     git_commit,
+    load_trained,
     results_path,
     select_device,
     train,
@@ -52,7 +61,9 @@ __all__ = [
     "ABLATION_IDS",
     "SCALING_IDS",
     "VARIANT_RUNS",
+    "CERTIFIED_RUNS",
     "train_outcome",
+    "certificate_record",
     "main",
 ]
 
@@ -62,6 +73,14 @@ SCALING_IDS = tuple(
 )
 #: (experiment, variant) of every ``variant-<name>`` record: mnist-scratch under each variant.
 VARIANT_RUNS = tuple(("mnist-scratch", name) for name in VARIANTS)
+#: (experiment, variant) of the trained models whose certificates are recorded.
+CERTIFIED_RUNS = (
+    ("mnist-scratch", None),
+    ("fashion-scratch", None),
+    *((i, None) for i in ABLATION_IDS),
+)
+#: Test images per certificate record.
+CERTIFICATE_IMAGES = 500
 
 
 def train_outcome(
@@ -84,6 +103,8 @@ def train_outcome(
     """
     profile = get_profile(profile)
     config = resolve(get_experiment(config) if isinstance(config, str) else config, profile)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tick = time.perf_counter()
     try:
         record = train(
             config,
@@ -96,6 +117,8 @@ def train_outcome(
         )
     except DivergenceError as exc:
         record = _diverged_record(config, profile, seed, exc, checkpoint_dir, device)
+        record["started_utc"] = record.get("started_utc") or started
+        record["wall_time_s"] = round(time.perf_counter() - tick, 3)
         path = results_path(config, profile, seed, results_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
@@ -113,9 +136,15 @@ def _diverged_record(
 ) -> dict[str, Any]:
     ckpt = checkpoint_path(config, profile, seed, checkpoint_dir)
     history: dict[str, list] = {}
+    seconds: list[float] = []
+    dev = select_device(device)
+    environment: dict[str, Any] = {"device": device_name(dev), "device_type": dev.type}
+    started = None
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         history = {k: v for k, v in state["history"].items() if k != "seconds"}
+        seconds = state["history"]["seconds"]
+        environment, started = state["environment"], state["started_utc"]
     commit, dirty = git_commit()
     return {
         "experiment": config.id,
@@ -130,14 +159,59 @@ def _diverged_record(
         "epochs": config.epochs,
         "n_train": profile.n_train,
         "n_test": profile.n_test,
-        "device": device_name(select_device(device)),
-        "torch_version": str(torch.__version__),
+        **environment,
         "commit": commit,
         "dirty": dirty,
+        "started_utc": started,
+        "seconds_per_epoch": round(sum(seconds) / len(seconds), 4) if seconds else None,
         "config": config.to_dict(),
         "profile_config": profile.to_dict(),
         "history": history,
     }
+
+
+def certificate_record(
+    experiment: str,
+    profile: str | Profile,
+    seed: int,
+    *,
+    variant: str | None = None,
+    certificate_dir: str | os.PathLike = "certificates",
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+    n_images: int = CERTIFICATE_IMAGES,
+) -> dict[str, Any]:
+    """Certify the model of a trained checkpoint with its first ``n_images`` test images; write and
+    return the record (the checkpoint of a diverged run holds its last good epoch)."""
+    prof = get_profile(profile)
+    config = resolve(get_experiment(experiment, variant), prof)
+    model = load_trained(experiment, prof.name, seed, checkpoint_dir, variant=variant)
+    ckpt = torch.load(
+        checkpoint_path(config, prof, seed, checkpoint_dir), map_location="cpu", weights_only=True
+    )
+    test = load_images(config.dataset, "test", size=config.image_size)
+    images = flatten_images(test[0])[:n_images]
+    cert = certify(model, images, test[1][:n_images])
+    commit, dirty = git_commit()
+    record = {
+        "experiment": config.id,
+        "variant": config.variant,
+        "profile": prof.name,
+        "seed": seed,
+        "checkpoint_epoch": ckpt["epoch"],
+        "metrics": {
+            "max_real": cert.max_real,
+            "per_mode_max_real": cert.per_mode_max_real,
+            "images_converged_to_label": cert.images.converged_to_label,
+        },
+        "certificate": cert.to_dict(),
+        "summary": cert.summary(),
+        "commit": commit,
+        "dirty": dirty,
+    }
+    path = Path(certificate_dir) / config.name / prof.name / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return record
 
 
 def _runs(group: str) -> list[tuple[str, str | None]]:
@@ -153,13 +227,31 @@ def _runs(group: str) -> list[tuple[str, str | None]]:
 def main(argv: list[str] | None = None) -> int:
     """Run every record of a group for one seed, one after the other; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m wcbook.appendix", description=__doc__.split("\n")[0])
-    parser.add_argument("group", choices=("ablations", "variants", "scaling"))
+    parser.add_argument("group", choices=("ablations", "variants", "scaling", "certificates"))
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=None, help="experiment ids or variant names")
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--checkpoint-dir", default="checkpoints")
     args = parser.parse_args(argv)
+    if args.group == "certificates":
+        for experiment, variant in CERTIFIED_RUNS:
+            if args.only and experiment not in args.only:
+                continue
+            config = resolve(get_experiment(experiment, variant), args.profile)
+            if not checkpoint_path(config, get_profile(args.profile), args.seed, args.checkpoint_dir).exists():
+                print(f"{experiment} {args.profile}: no checkpoint (no epoch finished), skipped")
+                continue
+            record = certificate_record(
+                experiment,
+                args.profile,
+                args.seed,
+                variant=variant,
+                checkpoint_dir=args.checkpoint_dir,
+            )
+            print(f"{experiment} {args.profile} (epoch {record['checkpoint_epoch']}):")
+            print(record["summary"], flush=True)
+        return 0
     for experiment, variant in _runs(args.group):
         if args.only and experiment not in args.only and variant not in args.only:
             continue
@@ -176,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} {args.profile}: {record['status']}"
             + (f", test accuracy {metrics['test_accuracy']:.4f}" if metrics else "")
             + (f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else "")
-            + (f", {record['seconds_per_epoch']:.2f} s/epoch" if "seconds_per_epoch" in record else ""),
+            + (f", {record['seconds_per_epoch']:.2f} s/epoch" if record.get("seconds_per_epoch") else ""),
             flush=True,
         )
     return 0

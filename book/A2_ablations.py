@@ -1,0 +1,248 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Appendix: ablations (App. E) and the text-versus-code variants
+#
+# The paper's App. E removes one ingredient at a time on MNIST:
+#
+# * **`ablation-unstable`**: the trainable eigenvalues forced outside the stable region. The paper
+#   says only that the optimisation "becomes infeasible".
+# * **`ablation-learned-planted`**: the $K$ planted eigenvectors are learned instead of fixed to the
+#   span of the targets (their eigenvalues stay 0, the targets keep their structure); paper 97.83%.
+# * **`ablation-not-in-kernel`**: the planted eigenvectors stay fixed but their eigenvalue is 0.1,
+#   so the targets leave the kernel of $A$; paper 97.28%.
+#
+# Each is an entry of the registry (`wcbook.experiments`) that switches one keyword-only option of
+# the model (`model_options`); with no option set the model is the paper's. The records below were
+# made with `python -m wcbook.appendix ablations --profile smoke` (14x14 images, 4000 training
+# images, 50 epochs); a run that diverges is recorded with `status: "diverged"`, where it
+# happened and the epochs before, instead of stopping the script.
+
+# %%
+# %matplotlib inline
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from wcbook.certificate import certify
+from wcbook.experiments import EXPERIMENTS, PROFILES, VARIANTS, get_experiment, resolve
+from wcbook.models import unstable_mu
+from wcbook.params import WCParams
+from wcbook.training import load_data
+
+torch.set_num_threads(1)
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
+
+
+def record(name, profile="smoke", seed=0):
+    path = ROOT / "results" / name / profile / f"seed{seed}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+ABLATIONS = ("ablation-unstable", "ablation-learned-planted", "ablation-not-in-kernel")
+for name in ABLATIONS:
+    print(f"{name}: {EXPERIMENTS[name].description}\n")
+
+# %% [markdown]
+# ## The records
+
+# %%
+print(f"{'run':26s} {'status':9s} {'epochs':>6s} {'test acc':>8s} {'train acc':>9s} {'gamma':>6s} {'paper':>6s}")
+for name in ("mnist-scratch", *ABLATIONS):
+    r = record(name)
+    if r is None:
+        print(f"{name:26s} no smoke record")
+        continue
+    m, h = r["metrics"], r["history"]
+    status = r.get("status", "finished")
+    paper = r["reference"].get("test_accuracy")
+    last = lambda key: f"{h[key][-1]:.4f}" if h.get(key) else "-"
+    print(f"{name:26s} {status:9s} {len(h.get('loss', [])):6d} "
+          f"{m['test_accuracy'] if 'test_accuracy' in m else '-':>8} {last('train_accuracy'):>9s} "
+          f"{last('gamma'):>6s} {'' if paper is None else f'{paper:.4f}':>6s}")
+
+# %% [markdown]
+# ## Forcing the eigenvalues out: what happens
+#
+# `force_unstable=True` writes every trainable eigenvalue as $\lambda = \lambda_{\min} +
+# \mathrm{softplus}(\theta)$ with $\Gamma\lambda_{\min}$ the larger of the two per-mode stability
+# edges, so no mode is stable for either node state, whatever $\theta$ becomes. They start one unit
+# of $\mu$ above that floor (the paper's model starts one unit below zero).
+
+# %%
+floor = unstable_mu(WCParams())
+print(f"floor of mu = Gamma * lambda: {floor:.3f}\n")
+for path in sorted((ROOT / "results" / "ablation-unstable" / "smoke").glob("seed*.json")):
+    r = json.loads(path.read_text())
+    h = r["history"]
+    print(f"seed {r['seed']}: {r.get('status', 'finished')}", end="")
+    if r.get("status") == "diverged":
+        print(f" in epoch {r['diverged_at']['epoch']}"
+              + (f", step {r['diverged_at']['step']}" if r["diverged_at"]["step"] else "")
+              + ": " + r["message"].split(": ", 2)[-1].split(". Try")[0])
+    else:
+        print(f", test accuracy {r['metrics']['test_accuracy']:.4f}")
+    for epoch, (loss, acc) in enumerate(zip(h.get("loss", []), h.get("train_accuracy", [])), 1):
+        print(f"    finished epoch {epoch}: loss {loss:.5f}, train accuracy {acc:.4f}, "
+              f"gamma {h['gamma'][epoch - 1]:.3f}")
+print(f"\nthe stable model (mnist-scratch) after its first epoch: loss "
+      f"{record('mnist-scratch')['history']['loss'][0]:.5f}, after its last "
+      f"{record('mnist-scratch')['history']['loss'][-1]:.5f}")
+
+# %% [markdown]
+# The planted targets are no longer attractors. The certificate (appendix chapter on stability)
+# of the freshly initialised ablation model says so under both criteria:
+
+# %% tags=["nbval-ignore-output"]
+config = resolve(get_experiment("ablation-unstable"), "smoke")
+forced = config.build_model(seed=0)
+cert = certify(forced, noise_levels=(0.01,), samples=5)
+print(f"per-mode max Re {cert.per_mode_max_real:+.3f}, full-Jacobian max Re {cert.max_real:+.3f}, "
+      f"perturbed targets (noise 0.01) that return: {cert.basins[0].returned:.2f}")
+
+# %%
+print("unstable by the per-mode criterion:", not cert.per_mode_stable)
+print("unstable by the full Jacobian:", not cert.full_stable)
+print("no perturbed target returns:", cert.basins[0].returned == 0.0)
+
+# %% [markdown]
+# Why the loss becomes NaN rather than the accuracy merely staying low: the states cannot blow up
+# ($0 \le x, y \le 1$ is invariant under the dynamics), but their *sensitivities* can. Along an
+# unstable mode a perturbation grows like $e^{s t}$, and backpropagation through the 25 Euler steps
+# multiplies the gradient by the same factor. Replaying the first 30 Adam steps of both models on
+# the same batches (a plain loop, not the recorded run) and printing the gradient norm of the
+# trainable eigenvectors and the condition number of $\Phi$:
+
+# %%
+profile = PROFILES["smoke"]
+train_data, _ = load_data(config, profile, torch.device("cpu"))
+
+
+def replay(name, steps=30):
+    cfg = resolve(get_experiment(name), profile)
+    torch.manual_seed(0)
+    model = cfg.build_model(seed=0)
+    model.engine = "autograd"
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))
+    norms, conds, losses = [], [], []
+    for step in range(steps):
+        index = order[step * 200 % len(train_data):][:200]
+        loss = model.loss(model(train_data.images[index]), train_data.labels[index])
+        optimizer.zero_grad()
+        (loss + model.penalty()).backward()
+        norms.append(float(model.network.coupling.phi_free.grad.norm()))
+        optimizer.step()
+        losses.append(float(loss))
+        conds.append(float(torch.linalg.cond(model.network.coupling.phi().detach())))
+    return np.array(norms), np.array(conds), np.array(losses)
+
+
+runs = {name: replay(name) for name in ("mnist-scratch", "ablation-unstable")}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for name, (norms, conds, _) in runs.items():
+    axes[0].semilogy(np.arange(1, len(norms) + 1), norms, label=name)
+    axes[1].semilogy(np.arange(1, len(conds) + 1), conds, label=name)
+axes[0].set(xlabel="Adam step", ylabel="|dL/d phi_free|", title="gradient of the eigenvectors")
+axes[1].set(xlabel="Adam step", ylabel="cond(Phi)", title="conditioning of the eigenbasis")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+for name, (norms, conds, losses) in runs.items():
+    print(f"{name:18s} largest gradient norm {norms.max():.2e}, cond(Phi) after 30 steps "
+          f"{conds[-1]:.2e}, mean loss {losses.mean():.4f}")
+
+# %%
+stable_norms, unstable_norms = runs["mnist-scratch"][0], runs["ablation-unstable"][0]
+print("the forced-unstable model's largest gradient is over 1000x the stable model's:",
+      unstable_norms.max() > 1e3 * stable_norms.max())
+print("its eigenbasis ends worse conditioned:",
+      runs["ablation-unstable"][1][-1] > runs["mnist-scratch"][1][-1])
+
+# %% [markdown]
+# Gradient spikes of many orders of magnitude hit Adam; each one throws $\Phi$ towards
+# singularity ($A = \Phi\Lambda\Phi^{-1}$ then has huge entries), and in the recorded run one of them
+# ends in a NaN. The stability region is what keeps the backward pass bounded: in the paper's model
+# every direction contracts, so the gradient through 25 steps stays of order one.
+#
+# ## The planted eigenvectors learned
+#
+# With the planted columns trainable from a random start, $A T_k \ne 0$: the targets are not fixed
+# points any more until training rotates $K$ columns of $\Phi$ onto their span. The residual
+# $\max|G(T_k, y^*)|$ at initialisation, against the paper's model:
+
+# %% tags=["nbval-ignore-output"]
+residuals = {}
+for name in ("mnist-scratch", "ablation-learned-planted", "ablation-not-in-kernel"):
+    model = resolve(get_experiment(name), "smoke").build_model(seed=0).network
+    with torch.no_grad():
+        x, y = model.target_state(torch.arange(model.n_classes))
+        dx, dy = model.rhs(x, y)
+    residuals[name] = float(torch.cat([dx, dy]).abs().max())
+    print(f"{name:26s} max |G| at the targets {residuals[name]:.2e}")
+
+# %%
+print("paper's model: targets are fixed points (|G| < 1e-5):", residuals["mnist-scratch"] < 1e-5)
+print("learned planted vectors: far from it (|G| > 1e-2):", residuals["ablation-learned-planted"] > 1e-2)
+print("eigenvalue 0.1: slightly off (1e-5 < |G| < 1e-2):",
+      1e-5 < residuals["ablation-not-in-kernel"] < 1e-2)
+
+# %% [markdown]
+# In the smoke run the learned-planted model never left the chance plateau within 1000 Adam steps
+# (see the records above); whether it gets to the paper's 97.83% needs the paper's 350 epochs,
+# which this session could not run (no GPU). The certificates of the trained smoke models are in
+# the stability appendix.
+#
+# ## Paper text versus the authors' code
+#
+# `wcbook.experiments.VARIANTS` names each place where the text and the code disagree; every
+# variant of `mnist-scratch` was trained under the smoke profile
+# (`python -m wcbook.appendix variants --profile smoke`, records
+# `results/mnist-scratch+<variant>/smoke/`). A smoke run cannot reproduce the paper's 98.13%, so the
+# table compares each variant with the code-default smoke run of the same size, and lists the
+# paper-profile record where one exists. (Under the smoke profile `text-epochs` trains the same 50
+# epochs as the default: the profile caps the epochs.)
+
+# %%
+baseline = record("mnist-scratch")
+base_acc = baseline["metrics"]["test_accuracy"]
+print(f"{'variant':14s} {'T':>4s} {'T_eval':>6s} {'coupling':>8s} {'ortho':>5s} {'test acc':>8s} "
+      f"{'gamma':>6s}  {'vs default smoke':18s} paper profile")
+rows = [("(code default)", None, baseline)] + [
+    (v, v, record(f"mnist-scratch+{v}")) for v in VARIANTS
+]
+for label, variant, r in rows:
+    cfg = get_experiment("mnist-scratch", variant)
+    paper_record = record("mnist-scratch" if variant is None else f"mnist-scratch+{variant}", "paper")
+    paper_text = "none" if paper_record is None else f"{paper_record['metrics']['test_accuracy']:.4f}"
+    if r is None:
+        print(f"{label:14s} no smoke record")
+        continue
+    acc = r["metrics"]["test_accuracy"]
+    if variant is None:
+        verdict = "-"
+    elif acc < 0.2:
+        verdict = "stuck at chance"
+    elif abs(acc - base_acc) <= 0.05:
+        verdict = "same (within 0.05)"
+    else:
+        verdict = f"{'better' if acc > base_acc else 'worse'} by {abs(acc - base_acc):.3f}"
+    print(f"{label:14s} {cfg.T_train:4.1f} {cfg.eval_horizon:6.1f} {cfg.params.coupling_scale:>8s} "
+          f"{cfg.ortho_factor:5.2f} {acc:8.4f} {r['metrics']['gamma']:6.3f}  {verdict:18s} {paper_text}")
+print(f"\npaper (Table 2): {get_experiment('mnist-scratch').reference['test_accuracy']}")
