@@ -590,15 +590,15 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="smoke-text",
             description=(
-                "CI scale for the IMDB arms on a 2-core CPU: 256 training and 256 test reviews "
-                "(balanced, seeded), cut to 48 tokens, 1 epoch of the paper's batch 4 (64 AdamW "
-                "steps); it checks the machinery, the accuracy is not the paper's"
+                "CPU scale for the IMDB arms: 384 training and 256 test reviews (balanced, "
+                "seeded), cut to 32 tokens, 2 epochs of the paper's batch 4 (192 AdamW steps); "
+                "it checks the machinery, the accuracy is not the paper's"
             ),
-            n_train=256,
+            n_train=384,
             n_test=256,
-            epochs=1,
+            epochs=2,
             eval_every=1,
-            max_length=48,
+            max_length=32,
         ),
         Profile(
             name="smoke-scaling",
