@@ -161,10 +161,17 @@ class DenseHead(nn.Module):
     layer"; for the four-layer head of the transfer experiment, before the second to fourth).
 
     The output, ``(n, widths[-1])`` and non-negative, is the initial state of the dynamics.
+    ``bn_momentum`` is torch's (Keras' default 0.99 is 0.01 here): the moving statistics used in
+    evaluation mode need a few hundred steps to settle.
     """
 
     def __init__(
-        self, in_features: int, widths: Sequence[int] = (2048, 1024, 784), *, seed: int | None = None
+        self,
+        in_features: int,
+        widths: Sequence[int] = (2048, 1024, 784),
+        *,
+        seed: int | None = None,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
@@ -176,7 +183,7 @@ class DenseHead(nn.Module):
         previous = in_features
         for i, width in enumerate(widths):
             if i > 0:
-                layers.append(nn.BatchNorm1d(previous, eps=BN_EPS, momentum=BN_MOMENTUM))
+                layers.append(nn.BatchNorm1d(previous, eps=BN_EPS, momentum=bn_momentum))
             layers += [nn.Linear(previous, width), nn.ReLU()]
             previous = width
         self.layers = nn.Sequential(*layers)
