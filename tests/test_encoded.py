@@ -16,7 +16,7 @@ from wcbook.encoded import (
     build_encoder,
     nearest_target,
 )
-from wcbook.encoders import DenseHead, count_parameters, paper_cnn
+from wcbook.encoders import DenseHead, count_parameters, extract_features, paper_cnn
 from wcbook.models import WilsonCowanClassifier
 
 INTERFACE = ("forward", "loss", "penalty", "classify", "predict", "invalid_parameter", "metrics")
@@ -220,3 +220,15 @@ def test_transfer_model_keeps_the_backbone_frozen():
     model.loss(output, torch.tensor([0, 1, 4])).backward()
     assert torch.equal(model.encoder.body._bn0.running_mean, before)
     assert model.targets.shape == (5, 784)
+
+
+def test_precomputed_features_give_the_same_model():
+    """A frozen encoder can be run once: the identity encoder on its features is the same model."""
+    encoder = paper_cnn(1, 12, seed=0)
+    encoder.requires_grad_(False)
+    full = EncodedWilsonCowan(encoder, DenseHead(32, (16, 36), seed=1), 2, seed=0).eval()
+    cached = EncodedWilsonCowan(nn.Identity(), DenseHead(32, (16, 36), seed=1), 2, seed=0).eval()
+    images, _ = _toy_data(5)
+    features = extract_features(encoder, images)
+    assert torch.allclose(full(images), cached(features), atol=1e-6)
+    assert torch.equal(full.predict(images), cached.predict(features))

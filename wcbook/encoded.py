@@ -18,6 +18,10 @@ Two stages, as in App. A (:attr:`stage`):
 models differ only in what reads the head's output. Both expose the interface of the classifiers
 in :mod:`wcbook.models` (``forward``, ``loss``, ``penalty``, ``classify``, ``predict``,
 ``invalid_parameter``, ``metrics``), so one training loop drives them.
+
+A frozen encoder gives the same features every epoch: compute them once
+(:func:`wcbook.encoders.extract_features`) and pass ``nn.Identity()`` as the encoder, so that the
+models train on ``(n, F)`` features at the cost of the head and the dynamics alone.
 """
 
 from __future__ import annotations
