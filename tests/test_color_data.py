@@ -245,6 +245,10 @@ def test_corrupt_image_and_empty_archive(tmp_path):
         load_color_images("cifar10", "train", tmp_path)
     with pytest.raises(ValueError, match="no images found"):
         load_color_images("cifar10", "test", tmp_path)
+    path.write_bytes(b"garbage")
+    data.clear_cache()
+    with pytest.raises(ValueError, match="neither a zip nor a tar"):
+        load_color_images("cifar10", "test", tmp_path)
 
 
 # ---------------------------------------------------------------- the real offline copies

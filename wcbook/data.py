@@ -519,7 +519,7 @@ def _class_members(spec: ColorDatasetSpec, names: list[str], top: str) -> list[l
     per_class: list[list[str]] = [[] for _ in spec.folders]
     index = {folder: k for k, folder in enumerate(spec.folders)}
     for name in names:
-        parts = name.split("/")
+        parts = name.removeprefix("./").split("/")
         if len(parts) < 3 or "/".join(parts[:-2]) != top or not parts[-1].lower().endswith(
             (".jpg", ".jpeg", ".png")
         ):
@@ -574,8 +574,6 @@ def _stack(images: list[np.ndarray], where: str) -> np.ndarray:
             f"{where}: the images have different sizes ({len(shapes)} shapes, e.g. "
             f"{sorted(shapes)[:3]}); pass size=... to resize them to one square size"
         )
-    if not images:
-        return np.zeros((0, 3, 1, 1), dtype=np.uint8)
     return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
 
 
@@ -653,10 +651,9 @@ def _download_color(spec: ColorDatasetSpec, root: pathlib.Path) -> None:
 def color_dataset_available(name: str, root: str | os.PathLike | None = None) -> bool:
     """Whether the files of colour data set ``name`` are under the data root (no download)."""
     spec = COLOR_DATASETS[_check_color_name(name)]
-    root_path = data_root(root)
-    if (root_path / spec.archive).is_file():
+    if spec.archive_path(root).is_file():
         return True
-    return spec.id == "cifar10" and (root_path / _CIFAR_TORCHVISION_DIR).is_dir()
+    return spec.id == "cifar10" and (data_root(root) / _CIFAR_TORCHVISION_DIR).is_dir()
 
 
 def load_color_images(
