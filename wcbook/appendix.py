@@ -72,7 +72,9 @@ SCALING_IDS = tuple(
     f"scaling-{name}-{side * side}" for name in ("mnist", "fashion") for side in SCALING_SIDES
 )
 #: (experiment, variant) of every ``variant-<name>`` record: mnist-scratch under each variant.
-VARIANT_RUNS = tuple(("mnist-scratch", name) for name in VARIANTS)
+VARIANT_RUNS = tuple(
+    ("mnist-scratch", name) for name, v in VARIANTS.items() if "mnist-scratch" in v.overrides
+)
 #: (experiment, variant) of the trained models whose certificates are recorded.
 CERTIFIED_RUNS = (
     ("mnist-scratch", None),
