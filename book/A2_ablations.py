@@ -216,14 +216,21 @@ print("eigenvalue 0.1: slightly off (1e-5 < |G| < 1e-2):",
 # (`python -m wcbook.appendix variants --profile smoke`, records
 # `results/mnist-scratch+<variant>/smoke/`). A smoke run cannot reproduce the paper's 98.13%, so the
 # table compares each variant with the code-default smoke run of the same size, and lists the
-# paper-profile record where one exists. (Under the smoke profile `text-epochs` trains the same 50
-# epochs as the default: the profile caps the epochs.)
+# paper-profile record where one exists.
+#
+# Under the smoke profile `text-epochs` trains the same 50 epochs as the default (the profile caps
+# the epochs): it is the default configuration run again, one thread, with the variants. Its gap to
+# the stored default record (made earlier with two threads) measures how far floating-point
+# differences alone move a smoke run; a variant counts as different only beyond that spread.
 
 # %%
 baseline = record("mnist-scratch")
 base_acc = baseline["metrics"]["test_accuracy"]
+rerun = record("mnist-scratch+text-epochs")
+spread = abs(rerun["metrics"]["test_accuracy"] - base_acc) if rerun else 0.0
+print(f"run-to-run spread (text-epochs re-run against the default record): {spread:.4f}\n")
 print(f"{'variant':14s} {'T':>4s} {'T_eval':>6s} {'coupling':>8s} {'ortho':>5s} {'test acc':>8s} "
-      f"{'gamma':>6s}  {'vs default smoke':18s} paper profile")
+      f"{'gamma':>6s}  {'vs default smoke':26s} paper profile")
 rows = [("(code default)", None, baseline)] + [
     (v, v, record(f"mnist-scratch+{v}")) for v, variant in VARIANTS.items()
     if "mnist-scratch" in variant.overrides
@@ -236,14 +243,30 @@ for label, variant, r in rows:
         print(f"{label:14s} no smoke record")
         continue
     acc = r["metrics"]["test_accuracy"]
+    delta = acc - base_acc
     if variant is None:
         verdict = "-"
     elif acc < 0.2:
         verdict = "stuck at chance"
-    elif abs(acc - base_acc) <= 0.05:
-        verdict = "same (within 0.05)"
+    elif abs(delta) <= spread:
+        verdict = f"{delta:+.3f}, within the spread"
     else:
-        verdict = f"{'better' if acc > base_acc else 'worse'} by {abs(acc - base_acc):.3f}"
+        verdict = f"{delta:+.3f}, {'better' if delta > 0 else 'worse'}"
     print(f"{label:14s} {cfg.T_train:4.1f} {cfg.eval_horizon:6.1f} {cfg.params.coupling_scale:>8s} "
-          f"{cfg.ortho_factor:5.2f} {acc:8.4f} {r['metrics']['gamma']:6.3f}  {verdict:18s} {paper_text}")
+          f"{cfg.ortho_factor:5.2f} {acc:8.4f} {r['metrics']['gamma']:6.3f}  {verdict:26s} {paper_text}")
 print(f"\npaper (Table 2): {get_experiment('mnist-scratch').reference['test_accuracy']}")
+
+# %%
+eval_run, rerun_metrics = record("mnist-scratch+text-eval")["metrics"], rerun["metrics"]
+print("text-eval and the text-epochs re-run trained the same model (same final loss and gamma):",
+      (eval_run["train_loss"], eval_run["gamma"]) == (rerun_metrics["train_loss"], rerun_metrics["gamma"]))
+print("on it, evaluating at T = 2.5 scores higher than at T = 40:",
+      eval_run["test_accuracy"] > rerun_metrics["test_accuracy"])
+
+# %% [markdown]
+# At smoke scale no reading reaches the paper's number, and the only paper-profile record is the
+# code default's. The variants that change the training horizon to the text's 3.5 (`text-T`,
+# `text`) fall furthest below the default here; evaluating at the training horizon (`text-eval`)
+# instead of the code's 400 steps scores higher on the same trained model, the same effect the
+# training chapter shows for the evaluation horizon. Which readings reproduce the paper at its scale
+# needs the paper-profile runs of each variant (a GPU; see the closing note of the issue).
