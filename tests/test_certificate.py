@@ -137,6 +137,8 @@ def test_targets_outside_the_kernel_move_a_little_and_stay_stable():
 def test_certificate_accepts_a_classifier_and_rejects_bad_input():
     model = WilsonCowanClassifier(24, 2, seed=0, T_eval=5.0)
     assert certify(model, noise_levels=(0.01,), samples=2).horizon == 5.0
+    front_end = torch.nn.Sequential(torch.nn.Linear(3, 24), model)  # a model holding one inside
+    assert certify(front_end, noise_levels=(0.01,), samples=2).horizon == 5.0
     with pytest.raises(TypeError, match="WilsonCowanNetwork"):
         certify(torch.nn.Linear(3, 3))
     with pytest.raises(ValueError, match="together"):

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .dynamics import check_time
-from .models import WilsonCowanNetwork
+from .models import WilsonCowanClassifier, WilsonCowanNetwork
 from .params import WCParams
 from .stability import max_real_part, stability_interval
 
@@ -100,13 +100,20 @@ def coupled_jacobian(
 
 
 def _as_network(model: nn.Module) -> WilsonCowanNetwork:
-    network = getattr(model, "network", model)
-    if not isinstance(network, WilsonCowanNetwork):
+    """The first WilsonCowanNetwork among the modules of ``model`` (``model`` itself included)."""
+    network = next((m for m in model.modules() if isinstance(m, WilsonCowanNetwork)), None)
+    if network is None:
         raise TypeError(
-            "expected a WilsonCowanNetwork or a model holding one as .network (a "
-            f"WilsonCowanClassifier), got {type(model).__name__}"
+            "expected a WilsonCowanNetwork or a model holding one (a WilsonCowanClassifier, an "
+            f"encoder + Wilson-Cowan model), got {type(model).__name__}"
         )
     return network
+
+
+def _horizon(model: nn.Module) -> tuple[float, float]:
+    """(T_eval, dt) of the first WilsonCowanClassifier in ``model``, else (40, 0.1)."""
+    classifier = next((m for m in model.modules() if isinstance(m, WilsonCowanClassifier)), None)
+    return (40.0, 0.1) if classifier is None else (classifier.T_eval, classifier.dt)
 
 
 def network_jacobian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -337,19 +344,22 @@ def certify(
 ) -> Certificate:
     """The stability certificate of a trained network (see the module docstring).
 
-    ``model``: a :class:`~wcbook.models.WilsonCowanNetwork` or a model holding one as
-    ``.network`` (a :class:`~wcbook.models.WilsonCowanClassifier`). ``images`` (B, N) are initial
-    states x(0) = y(0) (flattened test images for the from-scratch model; for a model with a
-    front end, its outputs), with ``labels`` (B,); both optional. ``noise_levels``: standard
+    ``model``: a :class:`~wcbook.models.WilsonCowanNetwork` or any model holding one (a
+    :class:`~wcbook.models.WilsonCowanClassifier`, an encoder + Wilson-Cowan model): the first
+    network among its modules is certified. ``images`` (B, N) are initial states x(0) = y(0)
+    (flattened test images for the from-scratch model; for a model with a front end, its
+    outputs), with ``labels`` (B,); both optional. ``noise_levels``: standard
     deviations of the Gaussian noise added to x and y of each target (the result clamped to
     [0, 1]), ``samples`` perturbations per target and level. ``T``/``dt``: horizon and step of the
-    basin integrations (default: the classifier's evaluation horizon and step, else 40 and 0.1).
+    basin integrations (default: the evaluation horizon and step of the first
+    WilsonCowanClassifier in ``model``, else 40 and 0.1).
     ``tolerance``: the RMS distance (over nodes) to an attractor that counts as reached
     (default: a tenth of xbar2 - xbar1).
     """
     net = copy.deepcopy(_as_network(model)).double().cpu()
-    T = float(getattr(model, "T_eval", 40.0) if T is None else T)
-    dt = float(getattr(model, "dt", 0.1) if dt is None else dt)
+    default_T, default_dt = _horizon(model)
+    T = float(default_T if T is None else T)
+    dt = float(default_dt if dt is None else dt)
     check_time(T, dt)
     if samples < 1 or newton_iterations < 1:
         raise ValueError("samples and newton_iterations must be positive integers")
