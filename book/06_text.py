@@ -106,6 +106,22 @@ print("the distance head decides from h itself:", moved["distance-head"] == 0)
 print("the dynamics moved the Wilson-Cowan head's state:", moved["wc"] > 1e-3)
 
 # %% [markdown]
+# Moved, but where to? Every review above ends at the same distance from the targets. A single
+# node is bistable, with its unstable state at $x_u pprox 0.284$ between the two stable ones
+# (chapter 1); a sigmoid layer's outputs sit around 0.5, above $x_u$ on nearly every node, so the
+# untrained flow carries every review to one and the same state, equally far from both targets:
+# $q = 1/2$ whatever the review, and almost no gradient tells the encoder how to change that.
+
+# %%
+wc = models["wc"]
+h = wc.features(short)
+x_u = wc.dynamics.network.states.x_unstable
+final = wc.dynamics(h)
+print(f"fraction of h above x_u = {x_u:.3f}: {float((h > x_u).float().mean()):.3f}")
+print("all four reviews end in one state:", bool((final - final[0]).abs().max() < 1e-3))
+print("q_1 = 1/2 for every review:", bool((wc.positive_probability(final) - 0.5).abs().max() < 1e-3))
+
+# %% [markdown]
 # ## Trained: the records beside Table 5
 #
 # Every committed record of the three arms. `smoke-text` records are CPU runs of 384 reviews cut to
@@ -164,7 +180,8 @@ for r in rows:
 # `imdb-distance-head` near `imdb-encoder`, the small gap of Table 5 is a property of reading the
 # class from distances to two fixed targets, not of the dynamics. `imdb-wc` then says whether
 # running the dynamics helps, hurts or does nothing, and its attractor distances say whether the
-# states actually reached the attractors. At the learning rate the paper gives for the whole
-# model ($3\cdot10^{-5}$), the Wilson-Cowan parameters ($\gamma$ included) barely move from their
-# initial values within a short fine-tuning budget, as the cell above shows for the records at
-# hand.
+# states actually reached the attractors. Two things work against the dynamics from the start:
+# the collapse of every review onto one state shown above, and the learning rate the paper gives
+# for the whole model ($3\cdot10^{-5}$), at which the Wilson-Cowan parameters ($\gamma$
+# included) barely move within a short fine-tuning budget, as the cell above shows for the
+# records at hand.
