@@ -99,6 +99,7 @@ def test_each_head_trains_and_classifies(head, tiny_encoder, imdb_root):
     assert set(model.classify(output.detach()).tolist()) <= {0, 1}
     trained = {n for n, p in model.named_parameters() if p.grad is not None}
     assert ("dynamics.network.gamma" in trained) == (head == "wc")
+    assert hasattr(model, "engine") == (head == "wc")
     distances = model.attractor_distances(ids)
     if head == "encoder":
         assert distances is None and model.metrics() == {}

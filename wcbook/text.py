@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .data import DataRootError, data_root
-from .models import WilsonCowanClassifier, _invalid_parameter
+from .models import WilsonCowanClassifier, _invalid_parameter, check_engine
 from .params import WCParams
 
 __all__ = [
@@ -235,6 +235,20 @@ class TextClassifier(nn.Module):
         )
         if head == "distance-head":
             self.dynamics.requires_grad_(False)
+
+    @property
+    def engine(self) -> str:
+        """The Wilson-Cowan head's integrator (:data:`wcbook.models.ENGINES`); the other heads
+        have none (AttributeError, so that ``hasattr(model, "engine")`` says so)."""
+        if self.head != "wc":
+            raise AttributeError(f"the {self.head} head runs no dynamics, so it has no engine")
+        return self.dynamics.engine
+
+    @engine.setter
+    def engine(self, engine: str) -> None:
+        if self.head != "wc":
+            raise AttributeError(f"the {self.head} head runs no dynamics, so it has no engine")
+        self.dynamics.engine = check_engine(engine)
 
     def features(self, ids: torch.Tensor) -> torch.Tensor:
         """The sigmoid layer's output h (batch, width): the initial state of the dynamics."""
