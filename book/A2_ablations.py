@@ -206,8 +206,8 @@ print("eigenvalue 0.1: slightly off (1e-5 < |G| < 1e-2):",
       1e-5 < residuals["ablation-not-in-kernel"] < 1e-2)
 
 # %% [markdown]
-# In the smoke run the learned-planted model never left the chance plateau within 1000 Adam steps
-# (see the records above); whether it gets to the paper's 97.83% needs the paper's 350 epochs,
+# In the smoke run the learned-planted model (its orthogonality regulariser covering the learned
+# planted columns too) never left the chance plateau within 1000 Adam steps (see the records above); whether it gets to the paper's 97.83% needs the paper's 350 epochs,
 # which this session could not run (no GPU). The certificates of the trained smoke models are in
 # the stability appendix.
 #

@@ -275,3 +275,11 @@ def test_certificate_record_of_a_trained_checkpoint(tmp_path, synthetic_env):
     assert stored["checkpoint_epoch"] == 1 and stored["certificate"]["images"]["n"] == 20
     assert record["certificate"]["per_mode_stable"] in (True, False)
     assert len(stored["certificate"]["attractors"]) == 10
+
+
+def test_the_regulariser_covers_learned_planted_columns():
+    model = WilsonCowanClassifier(24, 2, seed=0, learn_planted=True)
+    assert model.penalty().item() == pytest.approx(0.0, abs=1e-6)  # orthonormal start
+    with torch.no_grad():
+        model.network.coupling.phi_learned[:, 0] = model.network.coupling.phi_free[:, 0]
+    assert model.penalty().item() > 0

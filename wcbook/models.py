@@ -304,12 +304,14 @@ class WilsonCowanClassifier(nn.Module):
         return nn.functional.mse_loss(x, self.network.targets[labels])
 
     def penalty(self) -> torch.Tensor:
-        """``ortho_factor`` x the mean |cos| of the angles between distinct free columns of Phi.
+        """``ortho_factor`` x the mean |cos| of the angles between distinct trainable columns of Phi.
 
         This is the quantity of the Keras ``OrthogonalRegularizer(mode="columns")`` the authors put
-        on those columns: zero while they stay orthogonal, whatever their lengths.
+        on those columns: zero while they stay orthogonal, whatever their lengths. The trainable
+        columns are the free ones, and with ``learn_planted`` the planted ones too.
         """
-        phi = self.network.coupling.phi_free
+        coupling = self.network.coupling
+        phi = coupling.phi() if coupling.learn_planted else coupling.phi_free
         if self.ortho_factor == 0 or phi.shape[1] < 2:
             return phi.new_zeros(())
         unit = phi / phi.norm(dim=0, keepdim=True)
