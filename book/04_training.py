@@ -97,7 +97,7 @@ print(f"{record['seconds_per_epoch']:.2f} s per epoch on {record['device']}")
 # tests; these checks are:
 
 # %%
-print("left the chance plateau (test accuracy > 0.5):", metrics["test_accuracy"] > 0.5)
+print("left the chance plateau of 0.1 (test accuracy > 0.3):", metrics["test_accuracy"] > 0.3)
 print("gamma grew from its initial 0.25:", metrics["gamma"] > 0.5)
 print("record carries its provenance:", all(k in record for k in ("commit", "device", "config", "seed", "wall_time_s")))
 

@@ -561,9 +561,11 @@ VARIANTS: dict[str, Variant] = {
 #     fashion-scratch 0.462 (gamma 1.40, 69 s, still climbing); mnist-mlp 0.888 and fashion-mlp
 #     0.837 in about 5 s each. Another job on the two cores can make a run 5-15 times slower.
 #   * Seeds 0-4 of mnist-scratch all leave the plateau (train accuracy 0.78-0.90 after 800 steps).
-#     Without the orthogonality regulariser (variant no-ortho) seed 0 does not: one gradient spike
-#     of about 1e7 (A = Phi Lambda Phi^-1 grows very non-normal) fills Adam's second-moment
-#     estimate and freezes every parameter for thousands of steps.
+#     Without the orthogonality regulariser (variant no-ortho) seed 0 froze in one run (autograd
+#     path, two threads): one gradient spike of about 1e7 (A = Phi Lambda Phi^-1 grows very
+#     non-normal) filled Adam's second-moment estimate and froze every parameter for thousands of
+#     steps. Another run of it (engine, one thread; its record) left the plateau: early training
+#     at lr 0.1 is chaotic, so such outcomes vary with float rounding (chapter 05_performance).
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
