@@ -20,6 +20,18 @@ from wcbook.experiments import get_experiment
 from test_training import TINY
 
 
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 <args>``, one thread per process, captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + list(args),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+
+
 def test_launch_reads_torchrun_variables(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
@@ -92,24 +104,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_env):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(_DDP_SCRIPT))
     profile = json.dumps(TINY.to_dict())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(script),
-            profile,
-            str(tmp_path / "ddp"),
-            str(LR),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    result = _torchrun(str(script), profile, str(tmp_path / "ddp"), str(LR))
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         assert (tmp_path / "ddp" / f"rank{rank}.txt").read_text() == "2"
@@ -133,34 +128,22 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_env):
 
 def test_torchrun_spreads_seeds_over_processes(tmp_path, synthetic_env):
     """Without --data-parallel each of torchrun's processes trains its own share of the seeds."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "wcbook",
-            "run",
-            "mnist-scratch",
-            "--profile",
-            "smoke",
-            "--seeds",
-            "3",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--results-dir",
-            str(tmp_path / "results"),
-            "--checkpoint-dir",
-            str(tmp_path / "checkpoints"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
+    result = _torchrun(
+        "-m",
+        "wcbook",
+        "run",
+        "mnist-scratch",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "3",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "results" / "mnist-scratch" / "smoke"

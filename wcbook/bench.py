@@ -462,6 +462,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _provenance(device: torch.device, started: dt_.datetime, wall0: float) -> dict[str, Any]:
+    """How a benchmark record was made: hardware, software, commit, start and wall time."""
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **dict(zip(("commit", "dirty"), git_commit())),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "wall_s": time.perf_counter() - wall0,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _load() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (other processes competing for the cores)."""
     try:
@@ -514,15 +529,7 @@ def run_benchmark(
     return {
         "schema": "wcbook-bench/1",
         "provenance": {
-            "device": dev.type,
-            "device_name": device_name(dev),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            **dict(zip(("commit", "dirty"), git_commit())),
-            "started_utc": started.isoformat(timespec="seconds"),
-            "wall_s": time.perf_counter() - wall0,
-            "threads": torch.get_num_threads(),
+            **_provenance(dev, started, wall0),
             "cpu_count": os.cpu_count(),
             "load_average_start": load_start,
             "load_average_end": _load(),
@@ -633,18 +640,7 @@ def compare_training(
         row["speedup_vs_autograd"] = rows["autograd"]["steady_epoch_s"] / row["steady_epoch_s"]
     return {
         "schema": "wcbook-bench-training/1",
-        "provenance": {
-            "device": dev.type,
-            "device_name": device_name(dev),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            **dict(zip(("commit", "dirty"), git_commit())),
-            "started_utc": started.isoformat(timespec="seconds"),
-            "wall_s": time.perf_counter() - wall0,
-            "threads": torch.get_num_threads(),
-            "load_average": _load(),
-        },
+        "provenance": {**_provenance(dev, started, wall0), "load_average": _load()},
         "experiment": experiment,
         "profile": short.to_dict(),
         "seeds": list(seeds),
