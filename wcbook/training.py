@@ -628,8 +628,8 @@ def train(
         if resumed.get("scheduler"):
             scheduler.load_state_dict(resumed["scheduler"])
             # Building the scheduler reset the rates to the first step's; restore the saved ones.
-            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
-                group["lr"] = lr
+            for param_group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                param_group["lr"] = lr
     net = (
         DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
         if world > 1
