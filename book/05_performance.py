@@ -152,7 +152,9 @@ for record in steps_records:
 # %% [markdown]
 # On the GPU, TF32 products move $x(T)$ by about $10^{-2}$ and bf16 products by about $10^{-1}$,
 # against $10^{-5}$ between float32 and float64, for little or no gain: neither is used. The graph
-# is what pays.
+# is what pays. On the CPU the engine gains less at $N = 784$ than at $N = 196$: there the matrix
+# products, which no implementation avoids, take most of a step (compare `gemm-floor`), and the
+# linear solve that builds $A$ and the element-wise work share the rest.
 #
 # Cost against $N$: per step, the products grow as $N^2$; at small $N$ the fixed cost of launching
 # kernels dominates, which is why the CUDA graph helps most there.
