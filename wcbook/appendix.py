@@ -52,6 +52,7 @@ from .training import (
     device_name,
     git_commit,
     load_trained,
+    record_header,
     results_path,
     select_device,
     train,
@@ -147,27 +148,14 @@ def _diverged_record(
         history = {k: v for k, v in state["history"].items() if k != "seconds"}
         seconds = state["history"]["seconds"]
         environment, started = state["environment"], state["started_utc"]
-    commit, dirty = git_commit()
     return {
-        "experiment": config.id,
-        "variant": config.variant,
-        "profile": profile.name,
-        "seed": seed,
+        **record_header(config, profile, seed, environment),
         "status": "diverged",
         "diverged_at": {"epoch": error.epoch, "step": error.step},
         "message": str(error),
         "metrics": {},
-        "reference": dict(config.reference),
-        "epochs": config.epochs,
-        "n_train": profile.n_train,
-        "n_test": profile.n_test,
-        **environment,
-        "commit": commit,
-        "dirty": dirty,
         "started_utc": started,
         "seconds_per_epoch": round(sum(seconds) / len(seconds), 4) if seconds else None,
-        "config": config.to_dict(),
-        "profile_config": profile.to_dict(),
         "history": history,
     }
 

@@ -69,6 +69,7 @@ __all__ = [
     "train",
     "evaluate",
     "attractor_report",
+    "record_header",
     "load_data",
     "load_trained",
     "checkpoint_path",
@@ -787,7 +788,6 @@ def _record(
     ``wall_seconds`` sums the sessions that trained it (up to the last checkpoint); the hardware
     and software are those of the last session that trained an epoch; the commit is read now.
     """
-    commit, dirty = git_commit()
     train_seconds = sum(history["seconds"])
     metrics = {
         "test_accuracy": history["test_accuracy"][-1],
@@ -797,11 +797,29 @@ def _record(
     }
     metrics = dict(zip(metrics, _rounded(list(metrics.values()))))
     return {
+        **record_header(config, profile, seed, environment),
+        "metrics": metrics,
+        "started_utc": started,
+        "wall_time_s": round(wall_seconds, 3),
+        "seconds_per_epoch": round(train_seconds / max(len(history["seconds"]), 1), 4),
+        "history": {
+            name: _rounded(values) for name, values in history.items() if name != "seconds"
+        },
+    }
+
+
+def record_header(
+    config: ExperimentConfig, profile: Profile, seed: int, environment: dict[str, Any]
+) -> dict[str, Any]:
+    """What every results record says of how it was made: the run (experiment, variant,
+    profile, seed, configurations), the paper's numbers, the hardware and software
+    (``environment``) and the commit, read now."""
+    commit, dirty = git_commit()
+    return {
         "experiment": config.id,
         "variant": config.variant,
         "profile": profile.name,
         "seed": seed,
-        "metrics": metrics,
         "reference": dict(config.reference),
         "epochs": config.epochs,
         "n_train": profile.n_train,
@@ -809,14 +827,8 @@ def _record(
         **environment,
         "commit": commit,
         "dirty": dirty,
-        "started_utc": started,
-        "wall_time_s": round(wall_seconds, 3),
-        "seconds_per_epoch": round(train_seconds / max(len(history["seconds"]), 1), 4),
         "config": config.to_dict(),
         "profile_config": profile.to_dict(),
-        "history": {
-            name: _rounded(values) for name, values in history.items() if name != "seconds"
-        },
     }
 
 
