@@ -232,3 +232,6 @@ def test_precomputed_features_give_the_same_model():
     features = extract_features(encoder, images)
     assert torch.allclose(full(images), cached(features), atol=1e-6)
     assert torch.equal(full.predict(images), cached.predict(features))
+    assert torch.equal(full.encode(images), features)
+    full.features_input = True  # what training does with a frozen encoder
+    assert torch.allclose(full(features), cached(features), atol=1e-6)

