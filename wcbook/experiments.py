@@ -48,11 +48,18 @@ ModelKind = Literal["wc", "mlp", "text", "encoded"]
 
 #: Settings of the text experiments (``text_options``) and their defaults: the head under test
 #: (one of :data:`wcbook.text.HEADS`), the encoder checkpoint (None: the offline default
-#: all-MiniLM-L6-v2), the maximum number of tokens per review, and the fraction of the training
-#: steps over which AdamW's learning rate warms up linearly (then decays linearly to zero).
+#: all-MiniLM-L6-v2), the maximum number of tokens per review, the fraction of the training
+#: steps over which AdamW's learning rate warms up linearly (then decays linearly to zero), and
+#: the encoder's arithmetic (:data:`wcbook.text.ENCODER_PRECISIONS`).
 #: 256 tokens: about the median IMDB review (some 230 words), a quarter of BERT's attention cost
 #: at its 512 maximum; the paper states no value.
-TEXT_DEFAULTS: dict[str, Any] = {"head": None, "encoder": None, "max_length": 256, "warmup": 0.1}
+TEXT_DEFAULTS: dict[str, Any] = {
+    "head": None,
+    "encoder": None,
+    "max_length": 256,
+    "warmup": 0.1,
+    "encoder_precision": "float32",
+}
 
 #: Settings of the encoder experiments (``encoder_options``, Sec. 5.2.1) and their defaults: the
 #: encoder (one of :data:`wcbook.encoded.ENCODER_NAMES`), what reads the head's output ("wc": the
@@ -247,6 +254,7 @@ class ExperimentConfig:
                 dt=self.dt,
                 params=self.params,
                 seed=seed,
+                encoder_precision=self.text_option("encoder_precision"),
             )
         if self.model == "encoded":
             from .encoded import build_encoded_model
@@ -745,6 +753,20 @@ VARIANTS: dict[str, Variant] = {
             ),
             overrides={
                 f"imdb-{head}": {"batch_size": 32} for head in ("encoder", "distance-head", "wc")
+            },
+        ),
+        Variant(
+            name="batch-32-bf16",
+            description=(
+                "IMDB arms with batch 32 and the encoder in bfloat16 mixed precision (head and "
+                "dynamics in float32): the GPU setting of this reproduction, not the paper's"
+            ),
+            overrides={
+                f"imdb-{head}": {
+                    "batch_size": 32,
+                    "text_options": {"head": head, "encoder_precision": "bfloat16"},
+                }
+                for head in ("encoder", "distance-head", "wc")
             },
         ),
         Variant(

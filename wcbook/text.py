@@ -51,6 +51,11 @@ __all__ = [
     "TextClassifier",
 ]
 
+#: Arithmetic of the encoder's forward and backward passes: "float32", or "bfloat16" (autocast
+#: around the encoder alone, the usual mixed-precision fine-tuning; the head and the dynamics
+#: stay in float32).
+ENCODER_PRECISIONS = ("float32", "bfloat16")
+
 #: The offline copy, relative to the data root.
 IMDB_ARCHIVE = Path("imdb") / "aclImdb_labeled.tar.xz"
 #: The original archive (Maas et al. 2011), fetched with ``download=True``.
@@ -207,11 +212,18 @@ class TextClassifier(nn.Module):
         dt: float = 0.1,
         params: WCParams = WCParams(),
         seed: int | None = None,
+        encoder_precision: str = "float32",
     ) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if encoder_precision not in ENCODER_PRECISIONS:
+            raise ValueError(
+                f"encoder_precision must be one of {', '.join(ENCODER_PRECISIONS)}, "
+                f"got {encoder_precision!r}"
+            )
         self.head, self.pad_id = head, int(pad_id)
+        self.encoder_precision = encoder_precision
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -257,8 +269,10 @@ class TextClassifier(nn.Module):
                 f"expected token ids of shape (batch, length) and dtype long, got "
                 f"{tuple(ids.shape)} {ids.dtype}; use wcbook.text.tokenize"
             )
-        out = self.encoder(input_ids=ids, attention_mask=(ids != self.pad_id).long())
-        return torch.sigmoid(self.dense(self.dropout(out.pooler_output)))
+        mixed = self.encoder_precision == "bfloat16"
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=mixed):
+            out = self.encoder(input_ids=ids, attention_mask=(ids != self.pad_id).long())
+        return torch.sigmoid(self.dense(self.dropout(out.pooler_output.float())))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logit ("encoder" head) or the deciding state (batch, width) of the other heads."""
