@@ -19,8 +19,10 @@
 # how it was made; nothing here is typed in. Rows are grouped by experiment, variant and profile, with
 # the mean over seeds and the standard deviation of the mean (as the paper reports it).
 #
-# Only `paper`-profile rows are comparable with the paper; `smoke` rows are CI-scale CPU runs
-# (14x14 images, 4000 training images, 50 epochs) that check the machinery.
+# Only `paper`-profile rows are comparable with the paper; the `smoke*` rows are CI-scale CPU runs
+# that check the machinery (each profile is described in `wcbook.experiments.PROFILES`). Where our
+# data or encoder differ from the paper's, the provenance list below says so next to the record
+# (`caveat`).
 
 # %%
 from pathlib import Path
@@ -38,9 +40,10 @@ print(format_table(summarise(records)))
 for r in sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"], r["seed"])):
     name = r["experiment"] + (f"+{r['variant']}" if r["variant"] else "")
     print(
-        f"{name:24s} {r['profile']:6s} seed {r['seed']}  {r['device']} ({r['device_type']}), "
+        f"{name:24s} {r['profile']:14s} seed {r['seed']}  {r['device']} ({r['device_type']}), "
         f"commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}, {r['started_utc']}, "
         f"{r['wall_time_s']:.0f} s, {r['epochs']} epochs, "
         # Wilson-Cowan records from before the engine was wired in have no field: autograd.
         f"engine {r.get('engine', 'autograd') if 'gamma' in r['metrics'] else '-'}"
+        + (f"\n{'':24s} caveat: {r['caveat']}" if r.get("caveat") else "")
     )

@@ -159,3 +159,15 @@ def test_a_frozen_encoder_runs_once_and_the_trained_model_reads_images(tmp_path,
     assert "substitute" in record["caveat"]
     model = load_trained(config.id, "tiny", 0, tmp_path / "checkpoints")
     assert not model.features_input and model.predict(images[:4]).shape == (4,)
+
+
+def test_certificate_of_an_encoder_model_starts_from_the_head_outputs(synthetic_env, tmp_path):
+    from wcbook.appendix import certificate_record
+
+    _run(_small(), tmp_path)
+    record = certificate_record("mnist-cnn", TINY, 0, certificate_dir=tmp_path / "cert",
+                                checkpoint_dir=tmp_path / "checkpoints", n_images=20)
+    certificate = record["certificate"]
+    assert record["checkpoint_epoch"] == 4 and len(certificate["attractors"]) == 10
+    assert certificate["images"]["n"] == 20
+    assert max(a["residual"] for a in certificate["attractors"]) < 1e-5

@@ -25,6 +25,7 @@ Command line (sequential, one run after the other)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -51,6 +52,7 @@ from .training import (
     checkpoint_path,
     device_name,
     git_commit,
+    load_data,
     load_trained,
     record_header,
     results_path,
@@ -81,6 +83,8 @@ CERTIFIED_RUNS = (
     ("mnist-scratch", None),
     ("fashion-scratch", None),
     *((i, None) for i in ABLATION_IDS),
+    ("mnist-cnn", None),
+    ("fashion-cnn", None),
 )
 #: Test images per certificate record.
 CERTIFICATE_IMAGES = 500
@@ -171,16 +175,23 @@ def certificate_record(
     n_images: int = CERTIFICATE_IMAGES,
 ) -> dict[str, Any]:
     """Certify the model of a trained checkpoint with its first ``n_images`` test images; write and
-    return the record (the checkpoint of a diverged run holds its last good epoch)."""
+    return the record (the checkpoint of a diverged run holds its last good epoch). For an
+    encoder experiment the initial states are the head's outputs z of the test images."""
     prof = get_profile(profile)
     config = resolve(get_experiment(experiment, variant), prof)
     model = load_trained(experiment, prof.name, seed, checkpoint_dir, variant=variant)
     ckpt = torch.load(
         checkpoint_path(config, prof, seed, checkpoint_dir), map_location="cpu", weights_only=True
     )
-    test = load_images(config.dataset, "test", size=config.image_size)
-    images = flatten_images(test[0])[:n_images]
-    cert = certify(model, images, test[1][:n_images])
+    if config.model == "encoded":
+        subset = dataclasses.replace(prof, n_train=1, n_test=n_images)
+        _, test = load_data(config, subset, torch.device("cpu"))
+        with torch.no_grad():
+            states = model.initial_state(test.images)
+        cert = certify(model, states, test.labels)
+    else:
+        images, labels = load_images(config.dataset, "test", size=config.image_size)
+        cert = certify(model, flatten_images(images)[:n_images], labels[:n_images])
     commit, dirty = git_commit()
     record = {
         "experiment": config.id,

@@ -17,7 +17,9 @@ from typing import Any, Iterable
 __all__ = ["SummaryRow", "load_records", "mean_sem", "summarise", "format_table"]
 
 #: Metrics summarised across seeds.
-SUMMARY_METRICS = ("test_accuracy", "gamma")
+#: Metrics summarised per experiment: test accuracy, the learned gamma (Wilson-Cowan models) and,
+#: for the encoder experiments, the test accuracy after stage 1 (encoder + head alone).
+SUMMARY_METRICS = ("test_accuracy", "gamma", "stage1_test_accuracy")
 
 
 def load_records(results_dir: str | os.PathLike = "results") -> list[dict[str, Any]]:
