@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from torch import nn
 
@@ -88,6 +88,15 @@ MODEL_OPTIONS = ("learn_planted", "planted_eigenvalue", "force_unstable")
 NATIVE_SIZE = 28
 
 
+def _check_known(kind: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse option names outside ``known``, naming the known ones."""
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} option(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}"
+        )
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One training experiment.
@@ -130,12 +139,9 @@ class ExperimentConfig:
             raise ValueError(
                 f"model must be 'wc', 'mlp', 'text' or 'encoded', got {self.model!r}"
             )
-        unknown_encoded = set(self.encoder_options) - set(ENCODED_DEFAULTS)
-        if unknown_encoded:
-            raise ValueError(
-                f"unknown encoder option(s) {', '.join(sorted(unknown_encoded))}; known: "
-                f"{', '.join(ENCODED_DEFAULTS)}"
-            )
+        _check_known("encoder", self.encoder_options, ENCODED_DEFAULTS)
+        _check_known("text", self.text_options, TEXT_DEFAULTS)
+        _check_known("model", self.model_options, MODEL_OPTIONS)
         if (self.model == "encoded") != bool(self.encoder_options.get("encoder")):
             raise ValueError("an 'encoded' experiment needs encoder_options['encoder'], and only it")
         if self.model == "encoded":
@@ -150,20 +156,8 @@ class ExperimentConfig:
                     raise ValueError(
                         f"encoder_options[{name!r}] must be an integer >= {least}, got {value!r}"
                     )
-        unknown_text = set(self.text_options) - set(TEXT_DEFAULTS)
-        if unknown_text:
-            raise ValueError(
-                f"unknown text option(s) {', '.join(sorted(unknown_text))}; known: "
-                f"{', '.join(TEXT_DEFAULTS)}"
-            )
         if (self.model == "text") != bool(self.text_options.get("head")):
             raise ValueError("a 'text' experiment needs text_options['head'], and only it")
-        unknown = set(self.model_options) - set(MODEL_OPTIONS)
-        if unknown:
-            raise ValueError(
-                f"unknown model option(s) {', '.join(sorted(unknown))}; known: "
-                f"{', '.join(MODEL_OPTIONS)}"
-            )
         if self.model_options and self.model != "wc":
             raise ValueError("model_options apply to the Wilson-Cowan model ('wc') only")
         if self.image_size is not None and (
