@@ -92,7 +92,7 @@ for arm in ("encoder", "distance-head", "wc"):
 # One forward pass of each on the four reviews above, untrained: the distance head decides from
 # $h$, the Wilson-Cowan head from $x(T)$, which the dynamics moved away from $h$.
 
-# %% tags=["ignore-output"]
+# %% tags=["nbval-ignore-output"]
 short = ids[:, :48]
 moved = {}
 for arm in ("distance-head", "wc"):

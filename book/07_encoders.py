@@ -57,7 +57,7 @@ import torch
 
 from wcbook.experiments import ENCODED_IDS, PROFILES, data_caveat, get_experiment, resolve
 from wcbook.encoders import count_parameters, parameter_table, wilson_cowan_counts
-from wcbook.results import load_records, mean_sem
+from wcbook.results import archived_runs, encoder_table, load_records, mean_sem
 from wcbook.training import load_data, load_trained, train
 
 torch.set_num_threads(2)
@@ -257,56 +257,8 @@ print("z is non-negative (ReLU) but not bounded by 1:", bool((z >= 0).all()), bo
 
 
 # %%
-def archived(results_dir):
-    """{(experiment, variant): the records of its 'paper' profile, else of its smoke profile}."""
-    runs = {}
-    for r in load_records(results_dir):
-        if r["experiment"] in ENCODED_IDS and r.get("status", "finished") == "finished":
-            runs.setdefault((r["experiment"], r.get("variant")), {}).setdefault(r["profile"], []).append(r)
-    rank = lambda p: (p != "paper", not p.startswith("smoke"), p)
-    return {key: by_profile[min(by_profile, key=rank)] for key, by_profile in runs.items()}
-
-
-def mean_text(records, value):
-    values = [value(r) for r in records if value(r) is not None]
-    if not values:
-        return "-"
-    mean, sem = mean_sem(values)
-    return f"{mean:.4f}" + ("" if sem is None else f" ± {sem:.4f}")
-
-
-def print_table(runs, ids):
-    rows = [("run", "profile", "seeds", "accuracy", "paper T3", "gamma", "paper T4", "stage 1",
-             "stage 2 adds", "softmax twin", "on target", "device")]
-    notes = {}
-    for (exp, variant), recs in sorted(runs.items(), key=lambda kv: (ids.index(kv[0][0]), kv[0][1] or "")):
-        if exp not in ids or exp.endswith("-softmax"):
-            continue
-        ref, caveat = recs[0]["reference"], recs[0].get("caveat")
-        name = exp + (f"+{variant}" if variant else "") + (" [SUBSTITUTE]" if (caveat or "").startswith("substitute") else "")
-        if caveat:
-            notes[name] = caveat
-        twin = runs.get((f"{exp}-softmax", variant), [])
-        paper = lambda key: "-" if key not in ref else f"{ref[key]:.4f}" + (f" ± {ref[key + '_sem']:.4f}" if f"{key}_sem" in ref else "")
-        metric = lambda key: lambda r: r["metrics"].get(key)
-        adds = lambda r: r["metrics"]["test_accuracy"] - r["metrics"]["stage1_test_accuracy"]
-        rows.append((name, recs[0]["profile"], str(len(recs)), mean_text(recs, metric("test_accuracy")),
-                     paper("test_accuracy"), mean_text(recs, metric("gamma")), paper("gamma"),
-                     mean_text(recs, metric("stage1_test_accuracy")), mean_text(recs, adds),
-                     mean_text(twin, metric("test_accuracy")) + (f" ({twin[0]['profile']})" if twin else ""),
-                     mean_text(recs, lambda r: r.get("attractors", {}).get("final_within_10pct")),
-                     ", ".join(sorted({r["device"] for r in recs}))))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    for name, caveat in notes.items():
-        print(f"\n{name}: {caveat}")
-
-
-runs = archived(ROOT / "results")
-print_table(runs, list(ENCODED_IDS))
+runs = archived_runs(load_records(ROOT / "results"), ENCODED_IDS)
+print(encoder_table(runs, ENCODED_IDS))
 
 # %%
 shown = [key for key in runs if not key[0].endswith("-softmax")]

@@ -53,7 +53,7 @@ import torch
 from wcbook.data import COLOR_DATASETS, load_color_images
 from wcbook.encoders import efficientnet_lite0, efficientnet_lite0_encoder, extract_features, linear_probe, parameter_table
 from wcbook.experiments import PROFILES, VARIANTS, data_caveat, get_experiment
-from wcbook.results import load_records, mean_sem
+from wcbook.results import archived_runs, encoder_table, load_records, mean_sem
 from wcbook.training import train
 
 torch.set_num_threads(2)
@@ -247,51 +247,8 @@ for name in IDS[:2]:
 # committed (`python -m wcbook run flowers-transfer --profile paper`, then its twin).
 
 # %%
-def archived(results_dir, ids):
-    """{(experiment, variant): the records of its 'paper' profile, else of its smoke profile}."""
-    runs = {}
-    for r in load_records(results_dir):
-        if r["experiment"] in ids and r.get("status", "finished") == "finished":
-            runs.setdefault((r["experiment"], r.get("variant")), {}).setdefault(r["profile"], []).append(r)
-    rank = lambda p: (p != "paper", not p.startswith("smoke"), p)
-    return {key: by_profile[min(by_profile, key=rank)] for key, by_profile in runs.items()}
-
-
-def mean_text(records, value):
-    values = [value(r) for r in records if value(r) is not None]
-    if not values:
-        return "-"
-    mean, sem = mean_sem(values)
-    return f"{mean:.4f}" + ("" if sem is None else f" ± {sem:.4f}")
-
-
-runs = archived(ROOT / "results", IDS)
-header = ("run", "profile", "seeds", "accuracy", "paper T3", "gamma", "paper T4", "stage 1", "stage 2 adds",
-          "softmax twin", "on target", "device")
-lines, notes = [header], {}
-for (exp, variant), recs in sorted(runs.items(), key=lambda kv: (IDS.index(kv[0][0]), kv[0][1] or "")):
-    if exp.endswith("-softmax"):
-        continue
-    ref, caveat = recs[0]["reference"], recs[0].get("caveat") or ""
-    name = exp + (f"+{variant}" if variant else "") + (" [SUBSTITUTE]" if caveat.startswith("substitute") else "")
-    notes[name] = caveat
-    twin_recs = runs.get((f"{exp}-softmax", variant), [])
-    paper = lambda k: "-" if k not in ref else f"{ref[k]:.4f}" + (f" ± {ref[k + '_sem']:.4f}" if k + "_sem" in ref else "")
-    get = lambda k: lambda r: r["metrics"].get(k)
-    lines.append((name, recs[0]["profile"], str(len(recs)), mean_text(recs, get("test_accuracy")),
-                  paper("test_accuracy"), mean_text(recs, get("gamma")), paper("gamma"),
-                  mean_text(recs, get("stage1_test_accuracy")),
-                  mean_text(recs, lambda r: r["metrics"]["test_accuracy"] - r["metrics"]["stage1_test_accuracy"]),
-                  mean_text(twin_recs, get("test_accuracy")),
-                  mean_text(recs, lambda r: r.get("attractors", {}).get("final_within_10pct")),
-                  ", ".join(sorted({r["device"] for r in recs}))))
-widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-for i, line in enumerate(lines):
-    print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-    if i == 0:
-        print("  ".join("-" * w for w in widths))
-for name, caveat in notes.items():
-    print(f"\n{name}: {caveat}")
+runs = archived_runs(load_records(ROOT / "results"), IDS)
+print(encoder_table(runs, IDS))
 print("\npaper best runs: CIFAR-10 86.83%, TF-FLOWERS 85.28% (the substitute row is not TF-FLOWERS)")
 
 # %%

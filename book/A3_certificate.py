@@ -198,9 +198,12 @@ print("large perturbations (0.3) mostly do not:", certificate.basins[-1].returne
 #
 # `python -m wcbook.appendix certificates --profile smoke` certifies the trained checkpoints of the
 # smoke runs (from scratch and the ablations) with 500 test images each, and writes
-# `certificates/<run>/<profile>/seed0.json`. The forced-unstable ablation finished no epoch, so it
-# has no trained model to certify (its fresh model is certified in the ablation chapter), and the
-# CNN + WC model has no certificate record yet. The `paper` row certifies the checkpoint of the
+# `certificates/<run>/<profile>/seed0.json`; `--profile smoke-encoded` does the same for the CNN +
+# Wilson-Cowan models of {doc}`07_encoders`, whose initial states are the head's outputs $z$ of the
+# test images (their horizon is the training one, $T = 3.5$). The forced-unstable ablation
+# finished no epoch, so it has no trained model to certify (its fresh model is certified in the
+# ablation chapter). The checkpoints of the CNN models' `paper` runs stayed on the GPU machine that
+# trained them, so only their smoke models are certified here. The `paper` row certifies the checkpoint of the
 # archived H100 run of `mnist-scratch` as it was copied back, at an intermediate epoch (the
 # `epoch` column; its record holds the finished run): at the paper's scale nearly every test image
 # ends on an attractor, most of them on their label's.

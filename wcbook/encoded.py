@@ -109,7 +109,7 @@ class _Encoded(nn.Module):
         """Whether the encoder never trains (its features can then be computed once)."""
         return bool(getattr(self.encoder, "frozen", False))
 
-    def encode(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """The encoder's features ``(n, F)`` of ``images``, in evaluation mode and batches."""
         return extract_features(self.encoder, images, batch_size)
 

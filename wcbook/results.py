@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["SummaryRow", "load_records", "mean_sem", "summarise", "format_table"]
+__all__ = [
+    "SummaryRow",
+    "load_records",
+    "mean_sem",
+    "summarise",
+    "format_table",
+    "archived_runs",
+    "encoder_table",
+]
 
-#: Metrics summarised across seeds.
 #: Metrics summarised per experiment: test accuracy, the learned gamma (Wilson-Cowan models) and,
 #: for the encoder experiments, the test accuracy after stage 1 (encoder + head alone).
 SUMMARY_METRICS = ("test_accuracy", "gamma", "stage1_test_accuracy")
@@ -158,3 +165,84 @@ def format_table(rows: Iterable[SummaryRow], digits: int = 4) -> str:
     ]
     text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(text)
+
+
+RunKey = tuple[str, "str | None"]
+
+
+def _profile_rank(profile: str) -> tuple[bool, bool, str]:
+    return profile != "paper", not profile.startswith("smoke"), profile
+
+
+def archived_runs(
+    records: Iterable[dict[str, Any]], experiments: Iterable[str]
+) -> dict[RunKey, list[dict[str, Any]]]:
+    """The finished records of each (experiment, variant) among ``experiments``: those of the
+    ``paper`` profile where there are any, else those of its first smoke profile."""
+    wanted = set(experiments)
+    grouped: dict[RunKey, dict[str, list[dict[str, Any]]]] = {}
+    for r in records:
+        if r["experiment"] in wanted and r.get("status", "finished") == "finished":
+            key = (r["experiment"], r.get("variant"))
+            grouped.setdefault(key, {}).setdefault(r["profile"], []).append(r)
+    return {key: runs[min(runs, key=_profile_rank)] for key, runs in grouped.items()}
+
+
+def _mean_text(records: list[dict[str, Any]], value: Any, digits: int = 4) -> str:
+    values = [v for v in (value(r) for r in records) if v is not None]
+    if not values:
+        return "-"
+    mean, sem = mean_sem(values)
+    return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def _paper_text(reference: dict[str, float], key: str, digits: int = 4) -> str:
+    if key not in reference:
+        return "-"
+    sem = reference.get(f"{key}_sem")
+    return f"{reference[key]:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str]) -> str:
+    """The encoder experiments of :func:`archived_runs` beside the paper's Tables 3 and 4, one row
+    per Wilson-Cowan run (mean ± SEM over seeds): accuracy, learned gamma, the stage-1 accuracy
+    (encoder + head alone), what stage 2 adds to it, the softmax twin's accuracy, the fraction of
+    test states x(T) within 10% of the targets' separation, profile and device. Rows whose data or
+    encoder differ from the paper's are marked and their caveat printed below the table."""
+    order = list(experiments)
+    header = ("run", "profile", "seeds", "accuracy", "paper T3", "gamma", "paper T4", "stage 1",
+              "stage 2 adds", "softmax twin", "on target", "device")
+    lines, notes = [header], {}
+    for (experiment, variant), recs in sorted(
+        runs.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] or "")
+    ):
+        if experiment.endswith("-softmax"):
+            continue
+        reference, caveat = recs[0]["reference"], recs[0].get("caveat") or ""
+        name = experiment + (f"+{variant}" if variant else "")
+        name += " [SUBSTITUTE]" if caveat.startswith("substitute") else ""
+        if caveat:
+            notes[name] = caveat
+        twin = runs.get((f"{experiment}-softmax", variant), [])
+        metric = lambda key: lambda r: r["metrics"].get(key)  # noqa: E731
+        lines.append((
+            name,
+            recs[0]["profile"],
+            str(len(recs)),
+            _mean_text(recs, metric("test_accuracy")),
+            _paper_text(reference, "test_accuracy"),
+            _mean_text(recs, metric("gamma"), 3),
+            _paper_text(reference, "gamma", 3),
+            _mean_text(recs, metric("stage1_test_accuracy")),
+            _mean_text(recs, lambda r: r["metrics"]["test_accuracy"]
+                       - r["metrics"]["stage1_test_accuracy"]),
+            _mean_text(twin, metric("test_accuracy"))
+            + (f" ({twin[0]['profile']})" if twin and twin[0]["profile"] != recs[0]["profile"] else ""),
+            _mean_text(recs, lambda r: r.get("attractors", {}).get("final_within_10pct"), 3),
+            ", ".join(sorted({r["device"] for r in recs})),
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    out += [f"\n{name}: {caveat}" for name, caveat in notes.items()]
+    return "\n".join(out)

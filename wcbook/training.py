@@ -25,6 +25,13 @@
   after every epoch to ``<checkpoint_dir>/<experiment>/<profile>/seed<k>.pt``; with ``resume=True``
   an interrupted run continues from it and ends exactly as an uninterrupted run would. The final
   checkpoint stays: :func:`load_trained` rebuilds the trained model from it;
+* an encoder experiment trains in the two stages of App. A (:attr:`ExperimentConfig.stages`), a
+  fresh Adam and, on a GPU, a fresh CUDA graph for each; after stage 1 its encoder and head are
+  also saved as a snapshot under ``<checkpoint_dir>/stage1/``, keyed by everything stage 1
+  depends on, and a run that differs only in stage 2 (the softmax twin) starts from it, so that
+  both readouts see the same stage 1. Such a record names the run in ``stage1_from``, and its
+  history, ``started_utc`` and ``wall_time_s`` include that shared stage 1. A frozen encoder's
+  features are computed once, before the first epoch;
 * the results record (JSON, written atomically) goes to
   ``<results_dir>/<experiment>/<profile>/seed<k>.json``, ``<experiment>`` being the id or
   ``<id>+<variant>``.
