@@ -171,3 +171,31 @@ def test_certificate_of_an_encoder_model_starts_from_the_head_outputs(synthetic_
     assert record["checkpoint_epoch"] == 4 and len(certificate["attractors"]) == 10
     assert certificate["images"]["n"] == 20
     assert max(a["residual"] for a in certificate["attractors"]) < 1e-5
+
+
+def test_the_encoder_table_prefers_paper_records_and_marks_substitutes():
+    from wcbook.results import archived_runs, encoder_table
+
+    def record(experiment, profile, accuracy, **extra):
+        metrics = {"test_accuracy": accuracy, "stage1_test_accuracy": accuracy - 0.01, **extra}
+        return {"experiment": experiment, "variant": None, "profile": profile, "metrics": metrics,
+                "reference": EXPERIMENTS[experiment].reference, "device": "gpu",
+                "caveat": data_caveat(EXPERIMENTS[experiment])}
+
+    records = [
+        record("mnist-cnn", "smoke-encoded", 0.5, gamma=0.25),
+        record("mnist-cnn", "paper", 0.99, gamma=0.3),
+        record("mnist-cnn", "paper", 0.97, gamma=0.3),
+        record("mnist-cnn-softmax", "paper", 0.98),
+        record("flowers-transfer", "smoke-transfer", 0.4, gamma=0.25),
+        {**record("fashion-cnn", "paper", 0.2), "status": "diverged"},
+    ]
+    runs = archived_runs(records, ENCODED_IDS)
+    assert [r["profile"] for r in runs[("mnist-cnn", None)]] == ["paper", "paper"]
+    assert ("fashion-cnn", None) not in runs
+    table = encoder_table(runs, ENCODED_IDS).splitlines()
+    mnist = next(line for line in table if line.startswith("mnist-cnn "))
+    assert "0.9800 ± 0.0100" in mnist and "0.9931 ± 0.0008" in mnist and "0.0100" in mnist
+    assert any(line.startswith("flowers-transfer [SUBSTITUTE]") for line in table)
+    assert any("substitute: Flowers Recognition" in line for line in table)
+    assert not any(line.startswith("mnist-cnn-softmax") for line in table)
