@@ -173,6 +173,12 @@ plt.show()
 # The paper-profile records say how long real runs took. The paper reports 7 s per MNIST epoch on
 # two RTX A5500 GPUs (its Table 6); the target of this project was under 1.7 s per epoch on one
 # H100, i.e. a full 350-epoch MNIST run in under 10 minutes of training.
+#
+# The from-scratch and MLP runs had the GPU to themselves. The encoder and IMDB runs did not:
+# `benchmarks/gpu_background.sh` trained three or four of them at once on the one H100 (the
+# CNN chain, the flower runs, the IMDB arms), so their seconds per epoch are upper bounds, not
+# measurements of one run's speed. A softmax twin's times include the stage 1 it shares with its
+# Wilson-Cowan run.
 
 # %%
 for r in sorted(load_records(ROOT / "results"), key=lambda r: r["experiment"]):
