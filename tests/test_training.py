@@ -433,3 +433,17 @@ def test_declared_commit_wins_over_git(monkeypatch):
     monkeypatch.delenv(COMMIT_ENV)
     commit, _ = git_commit()
     assert commit != "abc123"
+
+
+def test_cli_records_a_divergence(tmp_path, synthetic_env, monkeypatch, capsys):
+    monkeypatch.setitem(PROFILES, "tiny", TINY)
+    monkeypatch.setattr(WilsonCowanClassifier, "penalty", lambda self: self.gamma * float("nan"))
+    results = tmp_path / "results"
+    code = cli.main(["run", "mnist-scratch", "--profile", "tiny", "--device", "cpu", "--no-progress",
+                     "--results-dir", str(results), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "diverged at epoch 1, step 2" in err and "recorded in" in err
+    record = json.loads((results / "mnist-scratch" / "tiny" / "seed0.json").read_text())
+    assert record["status"] == "diverged" and record["diverged_at"] == {"epoch": 1, "step": 2}
+    assert record["metrics"] == {} and record["epochs"] == TINY.epochs and record["commit"]

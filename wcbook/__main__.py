@@ -32,6 +32,7 @@ from .experiments import (
     Profile,
     get_experiment,
     get_profile,
+    resolve,
 )
 from .models import ENGINES
 from .parallel import Launch, close_data_parallel, device_for, init_data_parallel
@@ -143,7 +144,24 @@ def _run_seed(
             cuda_graph=not args.no_cuda_graph,
             data_parallel=args.data_parallel,
         )
-    except (DivergenceError, DataRootError) as exc:
+    except DivergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if not args.data_parallel or launch.is_main:
+            from .appendix import divergence_record
+
+            divergence_record(
+                resolve(config, profile),
+                profile,
+                seed,
+                exc,
+                results_dir=args.results_dir,
+                checkpoint_dir=args.checkpoint_dir,
+                device=device,
+            )
+            path = results_path(config, profile, seed, args.results_dir)
+            print(f"the divergence is recorded in {path}", file=sys.stderr)
+        return 1
+    except DataRootError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.data_parallel or launch.is_main:

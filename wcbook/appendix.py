@@ -66,6 +66,7 @@ __all__ = [
     "VARIANT_RUNS",
     "CERTIFIED_RUNS",
     "train_outcome",
+    "divergence_record",
     "certificate_record",
     "main",
 ]
@@ -123,14 +124,42 @@ def train_outcome(
             device=device,
         )
     except DivergenceError as exc:
-        record = _diverged_record(config, profile, seed, exc, checkpoint_dir, device)
-        record["started_utc"] = record.get("started_utc") or started
-        record["wall_time_s"] = round(time.perf_counter() - tick, 3)
-        path = results_path(config, profile, seed, results_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1))
-        return record
+        return divergence_record(
+            config,
+            profile,
+            seed,
+            exc,
+            results_dir=results_dir,
+            checkpoint_dir=checkpoint_dir,
+            device=device,
+            started=started,
+            wall_seconds=time.perf_counter() - tick,
+        )
     return {**record, "status": "finished"}
+
+
+def divergence_record(
+    config: ExperimentConfig,
+    profile: Profile,
+    seed: int,
+    error: DivergenceError,
+    *,
+    results_dir: str | os.PathLike = "results",
+    checkpoint_dir: str | os.PathLike = "checkpoints",
+    device: str | torch.device = "auto",
+    started: str | None = None,
+    wall_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Write and return the results record of a run that raised ``error`` (``config`` resolved
+    under ``profile``): ``status: "diverged"``, where, the message, empty metrics and the history
+    of the epochs its checkpoint kept."""
+    record = _diverged_record(config, profile, seed, error, checkpoint_dir, device)
+    record["started_utc"] = record.get("started_utc") or started
+    record["wall_time_s"] = None if wall_seconds is None else round(wall_seconds, 3)
+    path = results_path(config, profile, seed, results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return record
 
 
 def _diverged_record(
