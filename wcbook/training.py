@@ -649,6 +649,12 @@ def train(
             "call wcbook.parallel.init_data_parallel first (the CLI's --data-parallel does both)"
         )
     rank, world = group or (0, 1)
+    if world > 1 and config.model == "encoded":
+        raise ValueError(
+            f"{config.name}: data-parallel training of the two-stage encoder experiments is not "
+            "supported (stage 1 leaves the dynamics without gradients, which DDP refuses); "
+            "run one process per seed instead (torchrun without --data-parallel)"
+        )
     if world > 1 and config.batch_size < world:
         raise ValueError(
             f"batch size {config.batch_size} cannot be split over {world} processes; "
