@@ -116,6 +116,24 @@ def test_token_ids_are_checked(tiny_encoder):
         model(torch.rand(2, 5))
     with pytest.raises(ValueError, match="unknown head"):
         TextClassifier(encoder, "lstm")
+    with pytest.raises(ValueError, match="encoder_precision"):
+        TextClassifier(encoder, "wc", encoder_precision="float8")
+
+
+def test_a_bfloat16_encoder_feeds_a_float32_head(tiny_encoder):
+    """Mixed precision covers the encoder alone: h and the dynamics stay float32, and h is close
+    to the float32 encoder's."""
+    encoder = transformers.AutoModel.from_pretrained(tiny_encoder)
+    ids = torch.randint(5, encoder.config.vocab_size, (3, 10))
+    full, mixed = (
+        TextClassifier(encoder, "wc", width=16, seed=0, encoder_precision=p).eval()
+        for p in ("float32", "bfloat16")
+    )
+    h_full, h_mixed = full.features(ids), mixed.features(ids)
+    assert h_mixed.dtype == torch.float32 and mixed(ids).dtype == torch.float32
+    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=0.05)
+    config = get_experiment("imdb-wc", "batch-32-bf16")
+    assert config.batch_size == 32 and config.text_option("encoder_precision") == "bfloat16"
 
 
 def test_configs_follow_the_paper_and_the_profile():

@@ -49,6 +49,7 @@ __all__ = [
     "load_encoder",
     "tokenize",
     "TextClassifier",
+    "ENCODER_PRECISIONS",
 ]
 
 #: Arithmetic of the encoder's forward and backward passes: "float32", or "bfloat16" (autocast
