@@ -586,8 +586,18 @@ EXPERIMENTS.update(
 # Table 3 (accuracy) and Table 4 (learned gamma), mean over 5 runs with the standard deviation of
 # the mean; the paper has no softmax numbers for these encoders, so the twins have no reference.
 _CNN_REFERENCES = {
-    "mnist": {"test_accuracy": 0.9931, "test_accuracy_sem": 0.0008, "gamma": 0.330, "gamma_sem": 0.034},
-    "fashion": {"test_accuracy": 0.9135, "test_accuracy_sem": 0.0016, "gamma": 0.252, "gamma_sem": 0.008},
+    "mnist": {
+        "test_accuracy": 0.9931,
+        "test_accuracy_sem": 0.0008,
+        "gamma": 0.330,
+        "gamma_sem": 0.034,
+    },
+    "fashion": {
+        "test_accuracy": 0.9135,
+        "test_accuracy_sem": 0.0016,
+        "gamma": 0.252,
+        "gamma_sem": 0.008,
+    },
     "cifar10": {
         "test_accuracy": 0.8659,
         "test_accuracy_sem": 0.0021,
@@ -718,7 +728,8 @@ ENCODED_IDS = tuple(k for k, v in EXPERIMENTS.items() if v.model == "encoded")
 def data_caveat(config: ExperimentConfig) -> str | None:
     """Where an experiment's data or encoder differ from the paper's, in a few words (shown next
     to its numbers and stored in its records); None where they do not."""
-    if config.dataset == "flowers-recognition" or config.encoder_option("encoder") == "efficientnet-lite0":
+    substitute_encoder = config.encoder_option("encoder") == "efficientnet-lite0"
+    if config.dataset == "flowers-recognition" or substitute_encoder:
         return (
             "substitute: Flowers Recognition + frozen ImageNet EfficientNet-Lite0 instead of "
             "TF-FLOWERS + ImageNet VGG16"

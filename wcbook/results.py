@@ -224,10 +224,11 @@ def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterabl
         if caveat:
             notes[name] = caveat
         twin = runs.get((f"{experiment}-softmax", variant), [])
+        profile = recs[0]["profile"]
         metric = lambda key: lambda r: r["metrics"].get(key)  # noqa: E731
         lines.append((
             name,
-            recs[0]["profile"],
+            profile,
             str(len(recs)),
             _mean_text(recs, metric("test_accuracy")),
             _paper_text(reference, "test_accuracy"),
@@ -237,7 +238,7 @@ def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterabl
             _mean_text(recs, lambda r: r["metrics"]["test_accuracy"]
                        - r["metrics"]["stage1_test_accuracy"]),
             _mean_text(twin, metric("test_accuracy"))
-            + (f" ({twin[0]['profile']})" if twin and twin[0]["profile"] != recs[0]["profile"] else ""),
+            + (f" ({twin[0]['profile']})" if twin and twin[0]["profile"] != profile else ""),
             _mean_text(recs, lambda r: r.get("attractors", {}).get("final_within_10pct"), 3),
             ", ".join(sorted({r["device"] for r in recs})),
         ))

@@ -252,7 +252,9 @@ def load_data(
     splits = []
     for split, n in (("train", profile.n_train), ("test", profile.n_test)):
         if config.dataset in COLOR_DATASETS:
-            images, labels = load_color_images(config.dataset, split, size=config.image_size, limit=n)
+            images, labels = load_color_images(
+                config.dataset, split, size=config.image_size, limit=n
+            )
         else:
             images, labels = load_images(config.dataset, split, size=config.image_size)
             images, labels = images[:n], labels[:n]
@@ -572,9 +574,10 @@ def _train_epoch(
     """One pass over shuffled data: per-step losses, batch sizes and #correct.
 
     ``net`` is what the forward pass calls (a DDP wrapper of ``model``), ``graphed`` the captured
-    step of full batches (a smaller last batch runs eagerly). With ``shard = (rank, world)`` this process trains on its contiguous part of each batch;
-    the returned per-step losses are then ``local mean x local size``, to be summed over processes
-    and divided by the batch sizes. Nothing here waits for the device.
+    step of full batches (a smaller last batch runs eagerly). With ``shard = (rank, world)`` this
+    process trains on its contiguous part of each batch; the returned per-step losses are then
+    ``local mean x local size``, to be summed over processes and divided by the batch sizes.
+    Nothing here waits for the device.
     """
     device = data.labels.device
     rank, world = shard
