@@ -26,6 +26,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from torch import nn
 
+from .data import COLOR_DATASETS
 from .models import MLPClassifier, WilsonCowanClassifier
 from .params import WCParams
 
@@ -77,8 +78,6 @@ ENCODED_DEFAULTS: dict[str, Any] = {
     "stage1_epochs": 35,
 }
 
-#: Colour data sets (:data:`wcbook.data.COLOR_DATASETS`), read with three channels.
-COLOR_DATASETS = ("cifar10", "flowers-recognition", "tf-flowers")
 
 #: Ablation switches of the Wilson-Cowan model an experiment may set in ``model_options``
 #: (keyword arguments of :class:`~wcbook.models.WilsonCowanClassifier`).
@@ -186,7 +185,8 @@ class ExperimentConfig:
 
     @property
     def in_channels(self) -> int:
-        """Channels of the images: 3 for the colour data sets, 1 for MNIST and Fashion-MNIST."""
+        """Channels of the images: 3 for the colour data sets (:data:`wcbook.data.COLOR_DATASETS`),
+        1 for MNIST and Fashion-MNIST."""
         return 3 if self.dataset in COLOR_DATASETS else 1
 
     def text_option(self, name: str) -> Any:

@@ -66,9 +66,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .data import flatten_images, load_color_images, load_images
+from .data import COLOR_DATASETS, flatten_images, load_color_images, load_images
 from .experiments import (
-    COLOR_DATASETS,
     ExperimentConfig,
     Profile,
     data_caveat,
