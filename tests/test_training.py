@@ -251,6 +251,29 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, syntheti
         assert torch.equal(a["model"][key], b["model"][key]), key
 
 
+def test_a_run_begun_on_a_gpu_resumes_on_the_cpu_and_records_both_sessions(
+    tmp_path, synthetic_env
+):
+    _run(tmp_path, profile=dataclasses.replace(TINY, epochs=2))
+    config = get_experiment("mnist-scratch")
+    path = checkpoint_path(config, TINY, 0, tmp_path / "run" / "checkpoints")
+    state = torch.load(path, weights_only=True)
+    # What a GPU session leaves: a capturable Adam and a CUDA environment, written before
+    # checkpoints kept their sessions.
+    for group in state["optimizer"]["param_groups"]:
+        group["capturable"] = True
+    state["environment"] = {**state["environment"], "device": "A GPU", "device_type": "cuda"}
+    del state["sessions"]
+    torch.save(state, path)
+    record = _run(tmp_path)
+    first, second = record["sessions"]
+    assert (first["device"], first["first_epoch"], first["last_epoch"]) == ("A GPU", 1, 2)
+    assert (second["device_type"], second["first_epoch"], second["last_epoch"]) == ("cpu", 3, 4)
+    assert record["device"] == f"A GPU then {second['device']}"
+    assert record["seconds_per_epoch"] is None and second["seconds_per_epoch"] > 0
+    assert len(record["history"]["loss"]) == 4
+
+
 def test_finished_run_is_not_retrained_and_fewer_epochs_is_refused(tmp_path, synthetic_env):
     first = _run(tmp_path, config="mnist-mlp")
     reworded = dataclasses.replace(TINY, description="reworded", eval_every=1)
@@ -281,6 +304,9 @@ def test_record_has_provenance_and_is_valid_json(tmp_path, synthetic_env):
     assert len(on_disk["history"]["loss"]) == 4 and on_disk["history"]["test_epochs"] == [2, 4]
     assert on_disk["commit"] == "unknown" or len(on_disk["commit"]) == 40
     assert math.isfinite(on_disk["wall_time_s"]) and on_disk["seconds_per_epoch"] > 0
+    (session,) = on_disk["sessions"]
+    assert (session["first_epoch"], session["last_epoch"]) == (1, 4)
+    assert session["device"] == on_disk["device"]
     assert not list(path.parent.glob("*.tmp"))
 
 

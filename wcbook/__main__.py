@@ -168,10 +168,12 @@ def _run_seed(
         metrics = record["metrics"]
         extra = f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else ""
         path = results_path(config, profile, seed, args.results_dir)
+        pace = record["seconds_per_epoch"]
+        pace_text = f"{pace:.2f} s/epoch" if pace is not None else "s/epoch per session"
         print(
             f"{config.name} {profile.name} seed {seed}: "
             f"test accuracy {metrics['test_accuracy']:.4f}"
-            f"{extra}, {record['wall_time_s']:.1f} s ({record['seconds_per_epoch']:.2f} s/epoch, "
+            f"{extra}, {record['wall_time_s']:.1f} s ({pace_text}, "
             f"{record['epochs']} epochs, {record['device']}) -> {path}",
             flush=True,
         )

@@ -521,6 +521,18 @@ class _GraphedStep:
         return self.loss
 
 
+def _for_device(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A saved optimizer state made loadable by ``optimizer``, which may live on another kind of
+    device than the one that saved it (a run begun on a GPU and resumed on a CPU, or the
+    reverse): each group takes the new optimizer's ``capturable`` flag, which decides where
+    Adam keeps its step counts."""
+    groups = [
+        {**group, "capturable": new["capturable"]} if "capturable" in new else group
+        for group, new in zip(saved["param_groups"], optimizer.param_groups)
+    ]
+    return {**saved, "param_groups": groups}
+
+
 def _make_optimizer(
     config: ExperimentConfig, model: nn.Module, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -680,7 +692,7 @@ def train(
     history = _new_history(model)
     done, previous_wall, wall_seconds = 0, 0.0, 0.0
     session = _environment(dev, engine=engine if hasattr(model, "engine") else None, world=world)
-    environment = session
+    environment, session_started, sessions = session, started, []
 
     state = None
     if resume and ckpt_file.exists():
@@ -703,6 +715,8 @@ def train(
         _set_rng_states(state["rng"])
         previous_wall, started = state["wall_seconds"], state["started_utc"]
         wall_seconds, environment = previous_wall, state["environment"]
+        sessions = _sessions_of(state)
+    trained_before = list(sessions)
 
     # The optimiser of the stage the run continues in: a fresh Adam per stage (App. A).
     optimizer_stage = _stage_at(config, min(done + 1, total_epochs))[0]
@@ -710,7 +724,7 @@ def train(
         model.stage = optimizer_stage
     optimizer = _make_optimizer(config, model, dev)
     if resumed and resumed.get("optimizer_stage") == optimizer_stage:
-        optimizer.load_state_dict(resumed["optimizer"])
+        optimizer.load_state_dict(_for_device(resumed["optimizer"], optimizer))
 
     if done < total_epochs:
         train_data, test_data = load_data(config, profile, dev)
@@ -820,6 +834,9 @@ def train(
 
             wall_seconds = previous_wall + time.perf_counter() - wall_start
             environment = session
+            sessions = trained_before + [
+                _session_entry(session, session_started, done + 1, history["seconds"][done:])
+            ]
             state = {
                 "format": CHECKPOINT_FORMAT,
                 "config": config_dict,
@@ -838,6 +855,7 @@ def train(
                 "started_utc": started,
                 "wall_seconds": wall_seconds,
                 "environment": environment,
+                "sessions": sessions,
             }
             if main:
                 _atomic_write(ckpt_file, lambda handle: torch.save(state, handle))
@@ -858,7 +876,9 @@ def train(
         steps_bar.close()
         epochs_bar.close()
 
-    record = _record(config, profile, seed, model, history, started, wall_seconds, environment)
+    record = _record(
+        config, profile, seed, model, history, started, wall_seconds, environment, sessions
+    )
     if attractors is not None:
         record["attractors"] = attractors
     if stage1_from is not None:
@@ -893,6 +913,32 @@ def _environment(device: torch.device, engine: str | None, world: int) -> dict[s
     }
 
 
+def _session_entry(
+    environment: dict[str, Any], started: str, first_epoch: int, seconds: list[float]
+) -> dict[str, Any]:
+    """One session of a run: its hardware and software, when it began, the epochs it trained
+    and their mean duration."""
+    return {
+        **environment,
+        "started_utc": started,
+        "first_epoch": first_epoch,
+        "last_epoch": first_epoch + len(seconds) - 1,
+        "seconds_per_epoch": round(sum(seconds) / max(len(seconds), 1), 4),
+    }
+
+
+def _sessions_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sessions that trained a checkpoint; a checkpoint written before sessions were kept
+    counts as one session on the hardware of its ``environment``."""
+    if state.get("sessions"):
+        return list(state["sessions"])
+    return [
+        _session_entry(
+            state["environment"], state["started_utc"], 1, state["history"]["seconds"]
+        )
+    ]
+
+
 def _record(
     config: ExperimentConfig,
     profile: Profile,
@@ -902,13 +948,17 @@ def _record(
     started: str,
     wall_seconds: float,
     environment: dict[str, Any],
+    sessions: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The JSON results record of a finished run.
 
-    ``wall_seconds`` sums the sessions that trained it (up to the last checkpoint); the hardware
-    and software are those of the last session that trained an epoch; the commit is read now.
+    ``wall_seconds`` sums the sessions that trained it (up to the last checkpoint), each listed
+    in ``sessions``; the other hardware and software fields are those of the last session. A
+    run whose sessions ran on different devices names them all in ``device`` and has no single
+    ``seconds_per_epoch`` (each session has its own); the commit is read now.
     """
     train_seconds = sum(history["seconds"])
+    devices = list(dict.fromkeys(entry["device"] for entry in sessions))
     metrics = {
         "test_accuracy": history["test_accuracy"][-1],
         "train_accuracy": history["train_accuracy"][-1],
@@ -922,10 +972,16 @@ def _record(
     metrics = dict(zip(metrics, _rounded(list(metrics.values()))))
     return {
         **record_header(config, profile, seed, environment),
+        **({"device": " then ".join(devices)} if len(devices) > 1 else {}),
         "metrics": metrics,
         "started_utc": started,
         "wall_time_s": round(wall_seconds, 3),
-        "seconds_per_epoch": round(train_seconds / max(len(history["seconds"]), 1), 4),
+        "seconds_per_epoch": (
+            round(train_seconds / max(len(history["seconds"]), 1), 4)
+            if len(devices) <= 1
+            else None
+        ),
+        "sessions": sessions,
         "history": {
             name: _rounded(values) for name, values in history.items() if name != "seconds"
         },
