@@ -55,7 +55,7 @@ from wcbook.bench import (
 from wcbook.data import flatten_images, load_images
 from wcbook.engine import integrate_fast
 from wcbook.models import WilsonCowanNetwork
-from wcbook.results import load_records
+from wcbook.results import load_records, pace_text
 
 torch.set_num_threads(2)
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
@@ -178,14 +178,15 @@ plt.show()
 # `benchmarks/gpu_background.sh` trained three or four of them at once on the one H100 (the
 # CNN chain, the flower runs, the IMDB arms), so their seconds per epoch are upper bounds, not
 # measurements of one run's speed. A softmax twin's times include the stage 1 it shares with its
-# Wilson-Cowan run.
+# Wilson-Cowan run. The two $N = 196$ scaling runs shared the H100 as well and, when its time ran
+# out, were finished from their checkpoints on a 2-core CPU: their times are given per session.
 
 # %%
 for r in sorted(load_records(ROOT / "results"), key=lambda r: r["experiment"]):
     if r["profile"] != "paper":
         continue
     print(
-        f"{r['experiment']:16s} {r['device']}: {r['seconds_per_epoch']:.2f} s/epoch, "
+        f"{r['experiment']:16s} {pace_text(r)}, "
         f"{r['wall_time_s'] / 60:.1f} min in all, engine {r.get('engine')}, "
         f"CUDA graph {r.get('cuda_graph')}"
     )

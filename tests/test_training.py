@@ -25,7 +25,7 @@ from wcbook.experiments import (
     resolve,
 )
 from wcbook.models import MLPClassifier, WilsonCowanClassifier
-from wcbook.results import format_table, load_records, mean_sem, summarise
+from wcbook.results import format_table, load_records, mean_sem, pace_text, summarise
 from wcbook.training import DivergenceError, checkpoint_path, load_trained, train
 
 TINY = Profile(
@@ -271,6 +271,8 @@ def test_a_run_begun_on_a_gpu_resumes_on_the_cpu_and_records_both_sessions(
     assert (second["device_type"], second["first_epoch"], second["last_epoch"]) == ("cpu", 3, 4)
     assert record["device"] == f"A GPU then {second['device']}"
     assert record["seconds_per_epoch"] is None and second["seconds_per_epoch"] > 0
+    assert "on A GPU (epochs 1-2)" in pace_text(record) and "(epochs 3-4)" in pace_text(record)
+    assert pace_text({"seconds_per_epoch": 1.5, "device": "cpu"}) == "1.50 s/epoch on cpu"
     assert len(record["history"]["loss"]) == 4
 
 

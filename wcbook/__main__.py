@@ -36,7 +36,7 @@ from .experiments import (
 )
 from .models import ENGINES
 from .parallel import Launch, close_data_parallel, device_for, init_data_parallel
-from .results import format_table, load_records, summarise
+from .results import format_table, load_records, pace_text, summarise
 from .training import DivergenceError, results_path, train
 
 
@@ -168,13 +168,11 @@ def _run_seed(
         metrics = record["metrics"]
         extra = f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else ""
         path = results_path(config, profile, seed, args.results_dir)
-        pace = record["seconds_per_epoch"]
-        pace_text = f"{pace:.2f} s/epoch" if pace is not None else "s/epoch per session"
         print(
             f"{config.name} {profile.name} seed {seed}: "
             f"test accuracy {metrics['test_accuracy']:.4f}"
-            f"{extra}, {record['wall_time_s']:.1f} s ({pace_text}, "
-            f"{record['epochs']} epochs, {record['device']}) -> {path}",
+            f"{extra}, {record['wall_time_s']:.1f} s ({record['epochs']} epochs, "
+            f"{pace_text(record)}) -> {path}",
             flush=True,
         )
     return 0

@@ -22,6 +22,7 @@ __all__ = [
     "format_table",
     "archived_runs",
     "encoder_table",
+    "pace_text",
 ]
 
 #: Metrics summarised per experiment: test accuracy, the learned gamma (Wilson-Cowan models) and,
@@ -168,6 +169,18 @@ def format_table(rows: Iterable[SummaryRow], digits: int = 4) -> str:
 
 
 RunKey = tuple[str, "str | None"]
+
+
+def pace_text(record: dict[str, Any]) -> str:
+    """The time per epoch of a record and where it was measured: one figure when one kind of
+    device trained every epoch, else one per session with the epochs it trained."""
+    if record.get("seconds_per_epoch") is not None:
+        return f"{record['seconds_per_epoch']:.2f} s/epoch on {record['device']}"
+    return ", ".join(
+        f"{s['seconds_per_epoch']:.2f} s/epoch on {s['device']} "
+        f"(epochs {s['first_epoch']}-{s['last_epoch']})"
+        for s in record.get("sessions", [])
+    ) or "no time recorded"
 
 
 def _profile_rank(profile: str) -> tuple[bool, bool, str]:
