@@ -942,6 +942,18 @@ PROFILES: dict[str, Profile] = {
             stage1_epochs=2,
             eval_every=1,
         ),
+        Profile(
+            name="midscale",
+            description=(
+                "between smoke and paper, for comparisons the smoke profile is too short and too "
+                "noisy to settle (the ablations and the text-versus-code variants) on a CPU: "
+                "images resized to 14 x 14 (N = 196), all 60000 training and 10000 test images, "
+                "20 epochs of batch 200 (6000 Adam steps); not the paper's scale"
+            ),
+            epochs=20,
+            image_size=14,
+            eval_every=5,
+        ),
         # Measured (seed 0, OMP_NUM_THREADS=1, the shared 2-core CPU): the 14 runs of the grid
         # took about 3.5 minutes together, 0.3-0.4 s per epoch at N = 196 and 7-8 s at N = 1225.
         Profile(
