@@ -283,3 +283,46 @@ def test_the_regulariser_covers_learned_planted_columns():
     with torch.no_grad():
         model.network.coupling.phi_learned[:, 0] = model.network.coupling.phi_free[:, 0]
     assert model.penalty().item() > 0
+
+
+# ------------------------------------------------------------------ appendix tables
+def _write(results, run, profile, seed, accuracy, gamma=1.0, status=None):
+    path = results / run / profile / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "metrics": {"test_accuracy": accuracy, "gamma": gamma},
+        "history": {"loss": [0.1, 0.05], "train_accuracy": [0.5, accuracy], "gamma": [1.0, gamma]},
+        "reference": get_experiment(run.split("+")[0]).reference,
+        **({"status": status} if status else {}),
+    }
+    path.write_text(json.dumps(record))
+
+
+def test_variant_table_measures_the_spread_and_judges_each_variant(tmp_path):
+    assert "no midscale record" in appendix.variant_table("midscale", tmp_path)
+    _write(tmp_path, "mnist-scratch", "midscale", 0, 0.90)
+    _write(tmp_path, "mnist-scratch", "midscale", 1, 0.88)  # spread 0.02 over one repeat
+    _write(tmp_path, "mnist-scratch+text-epochs", "midscale", 0, 0.50)  # capped epochs: a repeat
+    _write(tmp_path, "mnist-scratch+text-T", "midscale", 0, 0.89)
+    _write(tmp_path, "mnist-scratch+text", "midscale", 0, 0.10)
+    _write(tmp_path, "mnist-scratch+no-ortho", "paper", 0, 0.97)
+    table = appendix.variant_table("midscale", tmp_path)
+    assert "over 2 repeat(s): 0.4000" in table
+    lines = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert "-0.010, within the spread" in lines["text-T"]
+    assert "stuck at chance" in lines["text"]
+    assert "no midscale record" in lines["no-ortho"] and "text-coupling" in lines
+    _write(tmp_path, "mnist-scratch+no-ortho", "midscale", 0, 0.99)
+    _write(tmp_path, "mnist-scratch+text-epochs", "midscale", 0, 0.90)
+    lines = appendix.variant_table("midscale", tmp_path).splitlines()
+    assert "+0.090, better" in next(line for line in lines if line.startswith("no-ortho"))
+    assert next(line for line in lines if line.startswith("no-ortho")).endswith("0.9700")
+
+
+def test_ablation_table_shows_diverged_runs_and_missing_records(tmp_path):
+    _write(tmp_path, "mnist-scratch", "smoke", 0, 0.75, gamma=1.3)
+    _write(tmp_path, "ablation-unstable", "smoke", 0, None, status="diverged")
+    lines = appendix.ablation_table("smoke", tmp_path).splitlines()
+    assert lines[1].split()[:4] == ["mnist-scratch", "finished", "2", "0.7500"]
+    assert lines[2].split()[:3] == ["ablation-unstable", "diverged", "2"]
+    assert "-" in lines[2].split() and lines[3].endswith("no smoke record")

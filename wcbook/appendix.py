@@ -20,6 +20,9 @@ Command line (sequential, one run after the other)::
     python -m wcbook.appendix variants --profile smoke
     python -m wcbook.appendix scaling --profile smoke-scaling
     python -m wcbook.appendix certificates --profile smoke
+
+:func:`ablation_table` and :func:`variant_table` set the records of one profile beside the code
+default's and the paper's numbers.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .experiments import (
     get_experiment,
     get_profile,
     resolve,
+    run_name,
 )
 from .training import (
     DivergenceError,
@@ -68,6 +72,9 @@ __all__ = [
     "train_outcome",
     "divergence_record",
     "certificate_record",
+    "run_records",
+    "ablation_table",
+    "variant_table",
     "main",
 ]
 
@@ -86,6 +93,8 @@ CERTIFIED_RUNS = (
     *((i, None) for i in ABLATION_IDS),
     ("mnist-cnn", None),
     ("fashion-cnn", None),
+    ("scaling-mnist-196", None),
+    ("scaling-fashion-196", None),
 )
 #: Test images per certificate record.
 CERTIFICATE_IMAGES = 500
@@ -242,6 +251,99 @@ def certificate_record(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def run_records(
+    experiment: str,
+    profile: str,
+    variant: str | None = None,
+    results_dir: str | os.PathLike = "results",
+) -> list[dict[str, Any]]:
+    """Every seed's record of a run under ``profile``, by seed (empty when there is none)."""
+    folder = Path(results_dir) / run_name(experiment, variant) / profile
+    paths = sorted(folder.glob("seed*.json"), key=lambda path: int(path.stem[4:]))
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def _accuracy(record: dict[str, Any]) -> float | None:
+    return record["metrics"].get("test_accuracy")
+
+
+def ablation_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
+    """The code default (``mnist-scratch``) and the three ablations under ``profile``, seed 0:
+    status, epochs trained, test and training accuracy, learned gamma and the paper's accuracy."""
+    lines = [
+        f"{'run':26s} {'status':9s} {'epochs':>6s} {'test acc':>8s} {'train acc':>9s} "
+        f"{'gamma':>6s} {'paper':>6s}"
+    ]
+    for name in ("mnist-scratch", *ABLATION_IDS):
+        records = run_records(name, profile, results_dir=results_dir)
+        if not records:
+            lines.append(f"{name:26s} no {profile} record")
+            continue
+        r = records[0]
+        history = r["history"]
+        paper = r["reference"].get("test_accuracy")
+        accuracy = _accuracy(r)
+        train_accuracy = history.get("train_accuracy") or [None]
+        gamma = history.get("gamma") or [None]
+        lines.append(
+            f"{name:26s} {r.get('status', 'finished'):9s} {len(history.get('loss', [])):6d} "
+            f"{_fixed(accuracy, 4):>8s} {_fixed(train_accuracy[-1], 4):>9s} "
+            f"{_fixed(gamma[-1], 3):>6s} {_fixed(paper, 4):>6s}"
+        )
+    return "\n".join(lines)
+
+
+def _fixed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
+    """Each text-versus-code variant of ``mnist-scratch`` under ``profile`` (seed 0) beside the
+    code default under the same profile, with the paper-profile record where one exists.
+
+    The spread that a difference must exceed to count is the range of test accuracies over the
+    other runs of the default configuration: its further seeds and, under a profile that caps
+    the epochs, the ``text-epochs`` variant (then the same configuration).
+    """
+    base = run_records("mnist-scratch", profile, results_dir=results_dir)
+    if not base:
+        return f"no {profile} record of mnist-scratch to compare the variants with"
+    base_accuracy = _accuracy(base[0])
+    repeats = [*base[1:]]
+    if get_profile(profile).epochs is not None:
+        repeats += run_records("mnist-scratch", profile, "text-epochs", results_dir)[:1]
+    spread = max((abs(_accuracy(r) - base_accuracy) for r in repeats), default=0.0)
+    lines = [
+        f"spread of the default configuration over {len(repeats)} repeat(s): {spread:.4f}",
+        f"{'variant':14s} {'T':>4s} {'T_eval':>6s} {'coupling':>8s} {'ortho':>5s} "
+        f"{'test acc':>8s} {'gamma':>6s}  {'vs default':26s} paper profile",
+    ]
+    for variant in (None, *(name for _, name in VARIANT_RUNS)):
+        label = variant or "(code default)"
+        records = run_records("mnist-scratch", profile, variant, results_dir)
+        paper_records = run_records("mnist-scratch", "paper", variant, results_dir)
+        paper_text = f"{_accuracy(paper_records[0]):.4f}" if paper_records else "none"
+        if not records:
+            lines.append(f"{label:14s} no {profile} record")
+            continue
+        config = get_experiment("mnist-scratch", variant)
+        accuracy, delta = _accuracy(records[0]), _accuracy(records[0]) - base_accuracy
+        if variant is None:
+            verdict = "-"
+        elif accuracy < 0.2:
+            verdict = "stuck at chance"
+        elif abs(delta) <= spread:
+            verdict = f"{delta:+.3f}, within the spread"
+        else:
+            verdict = f"{delta:+.3f}, {'better' if delta > 0 else 'worse'}"
+        lines.append(
+            f"{label:14s} {config.T_train:4.1f} {config.eval_horizon:6.1f} "
+            f"{config.params.coupling_scale:>8s} {config.ortho_factor:5.2f} {accuracy:8.4f} "
+            f"{records[0]['metrics']['gamma']:6.3f}  {verdict:26s} {paper_text}"
+        )
+    return "\n".join(lines)
 
 
 def _runs(group: str) -> list[tuple[str, str | None]]:
