@@ -88,6 +88,18 @@ for (dataset, n, profile), r in table.items():
         print(f"scaling-{dataset}-{n} paper (commit {r['commit'][:7]}): {pace_text(r)}")
 
 # %% [markdown]
+# The gaps of the paper-profile records to the paper's rows (ours minus the paper's; our one seed
+# against a row that gives no spread):
+
+# %%
+for (dataset, n, profile), r in table.items():
+    if profile == "paper" and r is not None:
+        ref, m = r["reference"], r["metrics"]
+        print(f"scaling-{dataset}-{n}: accuracy {m['test_accuracy']:.4f} vs {ref['test_accuracy']:.4f} "
+              f"({m['test_accuracy'] - ref['test_accuracy']:+.4f}), gamma {m['gamma']:.3f} vs "
+              f"{ref['gamma']:.3f} ({m['gamma'] - ref['gamma']:+.3f})")
+
+# %% [markdown]
 # ## Time per epoch against $N$
 #
 # Measured seconds per epoch of the `smoke-scaling` runs (1000 images an epoch) and the paper's

@@ -203,10 +203,12 @@ print("large perturbations (0.3) mostly do not:", certificate.basins[-1].returne
 # test images (their horizon is the training one, $T = 3.5$). The forced-unstable ablation
 # finished no epoch, so it has no trained model to certify (its fresh model is certified in the
 # ablation chapter). The checkpoints of the CNN models' `paper` runs stayed on the GPU machine that
-# trained them, so only their smoke models are certified here. The `paper` row certifies the checkpoint of the
-# archived H100 run of `mnist-scratch` as it was copied back, at an intermediate epoch (the
-# `epoch` column; its record holds the finished run): at the paper's scale nearly every test image
-# ends on an attractor, most of them on their label's.
+# trained them, so only their smoke models are certified here. The `paper` rows certify the
+# paper-profile checkpoints at hand: that of the archived H100 run of `mnist-scratch` as it was
+# copied back, at an intermediate epoch (the `epoch` column; its record holds the finished run),
+# and the finished $N = 196$ models of appendix {doc}`A1_scaling` (begun on the H100, finished on
+# a CPU). At the paper's scale nearly every test image ends on an attractor, most of them on their
+# label's.
 
 # %%
 rows = []
