@@ -317,6 +317,11 @@ def test_variant_table_measures_the_spread_and_judges_each_variant(tmp_path):
     lines = appendix.variant_table("midscale", tmp_path).splitlines()
     assert "+0.090, better" in next(line for line in lines if line.startswith("no-ortho"))
     assert next(line for line in lines if line.startswith("no-ortho")).endswith("0.9700")
+    _write(tmp_path, "mnist-scratch", "smoke", 0, 0.70)
+    table = appendix.variant_table("smoke", tmp_path)
+    lines = {line.split()[0]: line for line in table.splitlines()}
+    assert lines["text-epochs"].endswith("(under this profile: the default's configuration)")
+    assert lines["text-T"].endswith("no smoke record")
 
 
 def test_ablation_table_shows_diverged_runs_and_missing_records(tmp_path):

@@ -311,6 +311,7 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
     if not base:
         return f"no {profile} record of mnist-scratch to compare the variants with"
     base_accuracy = _accuracy(base[0])
+    default = resolve(get_experiment("mnist-scratch"), profile)
     repeats = [*base[1:]]
     if get_profile(profile).epochs is not None:
         repeats += run_records("mnist-scratch", profile, "text-epochs", results_dir)[:1]
@@ -325,10 +326,14 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
         records = run_records("mnist-scratch", profile, variant, results_dir)
         paper_records = run_records("mnist-scratch", "paper", variant, results_dir)
         paper_text = f"{_accuracy(paper_records[0]):.4f}" if paper_records else "none"
-        if not records:
-            lines.append(f"{label:14s} no {profile} record")
-            continue
         config = get_experiment("mnist-scratch", variant)
+        if not records:
+            same = dataclasses.replace(resolve(config, profile), variant=None) == default
+            lines.append(
+                f"{label:14s} no {profile} record"
+                + (" (under this profile: the default's configuration)" if same else "")
+            )
+            continue
         accuracy, delta = _accuracy(records[0]), _accuracy(records[0]) - base_accuracy
         if variant is None:
             verdict = "-"
