@@ -299,7 +299,7 @@ def _write(results, run, profile, seed, accuracy, gamma=1.0, status=None):
 
 
 def test_variant_table_measures_the_spread_and_judges_each_variant(tmp_path):
-    assert "no midscale record" in appendix.variant_table("midscale", tmp_path)
+    assert "no finished midscale record" in appendix.variant_table("midscale", tmp_path)
     _write(tmp_path, "mnist-scratch", "midscale", 0, 0.90)
     _write(tmp_path, "mnist-scratch", "midscale", 1, 0.88)  # spread 0.02 over one repeat
     _write(tmp_path, "mnist-scratch+text-epochs", "midscale", 0, 0.50)  # capped epochs: a repeat
@@ -322,6 +322,9 @@ def test_variant_table_measures_the_spread_and_judges_each_variant(tmp_path):
     lines = {line.split()[0]: line for line in table.splitlines()}
     assert lines["text-epochs"].endswith("(under this profile: the default's configuration)")
     assert lines["text-T"].endswith("no smoke record")
+    _write(tmp_path, "mnist-scratch+text-T", "smoke", 0, None, status="diverged")
+    table = appendix.variant_table("smoke", tmp_path)
+    assert next(line for line in table.splitlines() if line.startswith("text-T")).endswith("diverged")
 
 
 def test_ablation_table_shows_diverged_runs_and_missing_records(tmp_path):

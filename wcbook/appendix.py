@@ -269,6 +269,10 @@ def _accuracy(record: dict[str, Any]) -> float | None:
     return record["metrics"].get("test_accuracy")
 
 
+def _fixed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def ablation_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
     """The code default (``mnist-scratch``) and the three ablations under ``profile``, seed 0:
     status, epochs trained, test and training accuracy, learned gamma and the paper's accuracy."""
@@ -295,10 +299,6 @@ def ablation_table(profile: str, results_dir: str | os.PathLike = "results") -> 
     return "\n".join(lines)
 
 
-def _fixed(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
     """Each text-versus-code variant of ``mnist-scratch`` under ``profile`` (seed 0) beside the
     code default under the same profile, with the paper-profile record where one exists.
@@ -308,13 +308,14 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
     the epochs, the ``text-epochs`` variant (then the same configuration).
     """
     base = run_records("mnist-scratch", profile, results_dir=results_dir)
-    if not base:
-        return f"no {profile} record of mnist-scratch to compare the variants with"
+    if not base or _accuracy(base[0]) is None:
+        return f"no finished {profile} record of mnist-scratch to compare the variants with"
     base_accuracy = _accuracy(base[0])
     default = resolve(get_experiment("mnist-scratch"), profile)
     repeats = [*base[1:]]
     if get_profile(profile).epochs is not None:
         repeats += run_records("mnist-scratch", profile, "text-epochs", results_dir)[:1]
+    repeats = [r for r in repeats if _accuracy(r) is not None]
     spread = max((abs(_accuracy(r) - base_accuracy) for r in repeats), default=0.0)
     lines = [
         f"spread of the default configuration over {len(repeats)} repeat(s): {spread:.4f}",
@@ -334,7 +335,11 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
                 + (" (under this profile: the default's configuration)" if same else "")
             )
             continue
-        accuracy, delta = _accuracy(records[0]), _accuracy(records[0]) - base_accuracy
+        accuracy = _accuracy(records[0])
+        if accuracy is None:
+            lines.append(f"{label:14s} {records[0].get('status', 'no accuracy')}")
+            continue
+        delta = accuracy - base_accuracy
         if variant is None:
             verdict = "-"
         elif accuracy < 0.2:
