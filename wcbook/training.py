@@ -24,7 +24,9 @@
 * a checkpoint (model, optimiser, random-generator states, epoch, history) is written atomically
   after every epoch to ``<checkpoint_dir>/<experiment>/<profile>/seed<k>.pt``; with ``resume=True``
   an interrupted run continues from it and ends exactly as an uninterrupted run would. The final
-  checkpoint stays: :func:`load_trained` rebuilds the trained model from it;
+  checkpoint stays: :func:`load_trained` rebuilds the trained model from it. The run may resume
+  on another machine or kind of device (begun on a GPU, finished on a CPU); the record's
+  ``sessions`` lists each session that trained it, with its hardware, epochs and time per epoch;
 * an encoder experiment trains in the two stages of App. A (:attr:`ExperimentConfig.stages`), a
   fresh Adam and, on a GPU, a fresh CUDA graph for each; after stage 1 its encoder and head are
   also saved as a snapshot under ``<checkpoint_dir>/stage1/``, keyed by everything stage 1
