@@ -235,16 +235,15 @@ def test_model_options_are_validated_and_serialised_only_when_set():
 
 
 # ------------------------------------------------------------------ divergence as an outcome
-def test_divergence_becomes_a_record(tmp_path, monkeypatch):
-    def diverge(*args, **kwargs):
-        raise DivergenceError("diverged at epoch 2, step 16: the loss is nan", epoch=2, step=16)
-
-    monkeypatch.setattr(appendix, "train", diverge)
-    tiny = Profile("tiny", "test", n_train=10, n_test=10, epochs=3)
+def test_divergence_becomes_a_record(tmp_path, synthetic_env, monkeypatch):
+    # the regulariser turns NaN: the parameters are NaN after the first step
+    monkeypatch.setattr(WilsonCowanClassifier, "penalty", lambda self: self.gamma * float("nan"))
+    tiny = Profile("tiny", "test", n_train=200, n_test=50, epochs=3, image_size=7)
     record = appendix.train_outcome(
         "ablation-unstable", tiny, 0, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c"
     )
-    assert record["status"] == "diverged" and record["diverged_at"] == {"epoch": 2, "step": 16}
+    assert record["status"] == "diverged" and record["diverged_at"] == {"epoch": 1, "step": None}
+    assert "gamma" in record["message"] or "NaN" in record["message"]
     stored = json.loads((tmp_path / "r" / "ablation-unstable" / "tiny" / "seed0.json").read_text())
     assert stored["metrics"] == {} and stored["config"]["model_options"] == {"force_unstable": True}
 

@@ -143,7 +143,7 @@ def test_a_frozen_encoder_runs_once_and_the_trained_model_reads_images(tmp_path,
     def fake(name, split, root=None, *, size=None, limit=None, **_):
         return images[:limit].clone(), labels[:limit].clone()
 
-    monkeypatch.setattr("wcbook.training.load_color_images", fake)
+    monkeypatch.setattr("wcbook.kinds.load_color_images", fake)
     config = dataclasses.replace(
         _small("flowers-transfer"), image_size=32,
         encoder_options={**EXPERIMENTS["flowers-transfer"].encoder_options, "widths": [16, 36],

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 from wcbook.data import DATA_ENV, DataRootError  # noqa: E402
 from wcbook.experiments import Profile, get_experiment, resolve  # noqa: E402
 from wcbook.text import HEADS, IMDB_ARCHIVE, TextClassifier, load_imdb, tokenize  # noqa: E402
-from wcbook import training  # noqa: E402
+from wcbook.training import loop  # noqa: E402
 from wcbook.training import train  # noqa: E402
 
 WORDS = ["good", "great", "fine", "love", "bad", "awful", "poor", "hate", "movie", "plot"]
@@ -164,7 +164,7 @@ def test_text_training_resumes_with_its_schedule(tmp_path, tiny_encoder, imdb_ro
         )
 
     straight = run(tmp_path / "a", TINY)
-    real_epoch, calls = training._train_epoch, []
+    real_epoch, calls = loop._train_epoch, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -172,17 +172,17 @@ def test_text_training_resumes_with_its_schedule(tmp_path, tiny_encoder, imdb_ro
             raise KeyboardInterrupt  # stopped during the second epoch
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    monkeypatch.setattr(loop, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", TINY)
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    monkeypatch.setattr(loop, "_train_epoch", real_epoch)
     resumed = run(tmp_path / "b", TINY)
     assert resumed["history"]["loss"] == straight["history"]["loss"]
     a, b = (
         torch.load(folder / "imdb-wc" / "tiny-text" / "seed0.pt", weights_only=True)
         for folder in (tmp_path / "a", tmp_path / "b")
     )
-    assert a["history"]["loss"] == b["history"]["loss"]
+    assert a["histories"][0]["loss"] == b["histories"][0]["loss"]
     assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
     assert straight["attractors"]["n"] == 8
     assert set(straight["attractors"]) >= {"initial_median", "final_median", "target_separation"}

@@ -147,18 +147,7 @@ def _run_seed(
     except DivergenceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if not args.data_parallel or launch.is_main:
-            from .appendix import divergence_record
-
-            divergence_record(
-                resolve(config, profile),
-                profile,
-                seed,
-                exc,
-                results_dir=args.results_dir,
-                checkpoint_dir=args.checkpoint_dir,
-                device=device,
-            )
-            path = results_path(config, profile, seed, args.results_dir)
+            path = results_path(resolve(config, profile), profile, seed, args.results_dir)
             print(f"the divergence is recorded in {path}", file=sys.stderr)
         return 1
     except DataRootError as exc:

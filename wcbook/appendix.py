@@ -8,7 +8,7 @@ the ablations ``ablation-unstable``, ``ablation-learned-planted``, ``ablation-no
 An ablation may make training diverge; that is an outcome to record, not a crash.
 :func:`train_outcome` calls :func:`wcbook.training.train` and, on a
 :class:`~wcbook.training.DivergenceError`, writes a record with ``status: "diverged"``, where it
-happened and the history of the epochs that did finish (read from the last good checkpoint).
+happened and the history of the epochs that did finish.
 
 :func:`certificate_record` runs :func:`wcbook.certificate.certify` on a trained checkpoint and
 writes ``certificates/<run>/<profile>/seed<k>.json`` (beside ``results/``, which holds training
@@ -32,8 +32,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +50,11 @@ from .experiments import (
     run_name,
 )
 from .training import (
-    DivergenceError,
     checkpoint_path,
-    device_name,
     git_commit,
     load_data,
     load_trained,
-    record_header,
-    results_path,
-    select_device,
-    train,
+    train_ensemble,
 )
 
 __all__ = [
@@ -70,7 +63,6 @@ __all__ = [
     "VARIANT_RUNS",
     "CERTIFIED_RUNS",
     "train_outcome",
-    "divergence_record",
     "certificate_record",
     "run_records",
     "ablation_table",
@@ -112,94 +104,22 @@ def train_outcome(
 ) -> dict[str, Any]:
     """:func:`~wcbook.training.train`, with divergence recorded instead of raised.
 
-    A finished run returns the training record with ``status: "finished"`` added (the file on
-    disk is the one :func:`train` wrote). A diverged run writes and returns a record with
+    A finished run returns its record with ``status: "finished"`` added (the file on disk is the
+    one training wrote). A diverged run returns the record training wrote for it, with
     ``status: "diverged"``, ``diverged_at`` (1-based epoch and step, the step None when the
     parameters rather than the loss went bad), the error message, empty ``metrics`` and the
     history of the epochs before the divergence.
     """
-    profile = get_profile(profile)
-    config = resolve(get_experiment(config) if isinstance(config, str) else config, profile)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tick = time.perf_counter()
-    try:
-        record = train(
-            config,
-            profile,
-            seed,
-            results_dir=results_dir,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            device=device,
-        )
-    except DivergenceError as exc:
-        return divergence_record(
-            config,
-            profile,
-            seed,
-            exc,
-            results_dir=results_dir,
-            checkpoint_dir=checkpoint_dir,
-            device=device,
-            started=started,
-            wall_seconds=time.perf_counter() - tick,
-        )
-    return {**record, "status": "finished"}
-
-
-def divergence_record(
-    config: ExperimentConfig,
-    profile: Profile,
-    seed: int,
-    error: DivergenceError,
-    *,
-    results_dir: str | os.PathLike = "results",
-    checkpoint_dir: str | os.PathLike = "checkpoints",
-    device: str | torch.device = "auto",
-    started: str | None = None,
-    wall_seconds: float | None = None,
-) -> dict[str, Any]:
-    """Write and return the results record of a run that raised ``error`` (``config`` resolved
-    under ``profile``): ``status: "diverged"``, where, the message, empty metrics and the history
-    of the epochs its checkpoint kept."""
-    record = _diverged_record(config, profile, seed, error, checkpoint_dir, device)
-    record["started_utc"] = record.get("started_utc") or started
-    record["wall_time_s"] = None if wall_seconds is None else round(wall_seconds, 3)
-    path = results_path(config, profile, seed, results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
-    return record
-
-
-def _diverged_record(
-    config: ExperimentConfig,
-    profile: Profile,
-    seed: int,
-    error: DivergenceError,
-    checkpoint_dir: str | os.PathLike,
-    device: str | torch.device,
-) -> dict[str, Any]:
-    ckpt = checkpoint_path(config, profile, seed, checkpoint_dir)
-    history: dict[str, list] = {}
-    seconds: list[float] = []
-    dev = select_device(device)
-    environment: dict[str, Any] = {"device": device_name(dev), "device_type": dev.type}
-    started = None
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        history = {k: v for k, v in state["history"].items() if k != "seconds"}
-        seconds = state["history"]["seconds"]
-        environment, started = state["environment"], state["started_utc"]
-    return {
-        **record_header(config, profile, seed, environment),
-        "status": "diverged",
-        "diverged_at": {"epoch": error.epoch, "step": error.step},
-        "message": str(error),
-        "metrics": {},
-        "started_utc": started,
-        "seconds_per_epoch": round(sum(seconds) / len(seconds), 4) if seconds else None,
-        "history": history,
-    }
+    record = train_ensemble(
+        config,
+        profile,
+        [seed],
+        results_dir=results_dir,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        device=device,
+    )[0]
+    return {**record, "status": record.get("status", "finished")}
 
 
 def certificate_record(

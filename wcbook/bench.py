@@ -612,7 +612,7 @@ def compare_training(
                         "seed": seed,
                         "loss": record["history"]["loss"],
                         "test_accuracy": record["metrics"]["test_accuracy"],
-                        "seconds_per_epoch": state["history"]["seconds"],
+                        "seconds_per_epoch": state["histories"][0]["seconds"],
                     }
                 )
                 if log:
