@@ -105,7 +105,7 @@ def test_command_line(monkeypatch, tmp_path, capsys):
     assert bench.main(["--quick", "--no-bf16", "--repeats", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "vs ref" in out
-    (path,) = tmp_path.glob("*.json")
+    (path,) = (tmp_path / "benchmarks").glob("*.json")
     saved = json.loads(path.read_text())
     assert saved["settings"]["repeats"] == 1 and saved["settings"]["bf16"] is False
     assert "engine-bf16" not in saved["main"][0]["implementations"]
