@@ -64,7 +64,9 @@ def test_every_implementation_is_timed(record):
             assert (row["memory_bytes"] is None) == (name == "gemm-floor")
         assert impls["reference"]["speedup_vs_reference"] == 1.0
     deviation = record["main"][0]["bf16_deviation"]
-    assert 0 < deviation["max_abs_dx"] < 0.1
+    # x lies in [0, 1]: within two bfloat16 rounding steps (measured 2.8e-3); y does not see the
+    # coupling's products (w_IE = 0), so bfloat16 leaves it exactly unchanged
+    assert 0 < deviation["max_abs_dx"] < 2**-7 and deviation["max_abs_dy"] == 0.0
     assert deviation["fp32_vs_fp64_max_abs_dx"] < 1e-5
 
 

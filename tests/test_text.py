@@ -131,7 +131,9 @@ def test_a_bfloat16_encoder_feeds_a_float32_head(tiny_encoder):
     )
     h_full, h_mixed = full.features(ids), mixed.features(ids)
     assert h_mixed.dtype == torch.float32 and mixed(ids).dtype == torch.float32
-    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=0.05)
+    # within one bfloat16 rounding step (2^-8) of values of size 1: the worst of 200 random
+    # inputs measured 4.5e-4 with |h| <= 0.55
+    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=2**-8, rtol=0)
     config = get_experiment("imdb-wc", "batch-32-bf16")
     assert config.batch_size == 32 and config.text_option("encoder_precision") == "bfloat16"
 
