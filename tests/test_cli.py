@@ -48,6 +48,11 @@ def _committed_state() -> str:
     ).stdout
 
 
+def test_the_readme_shows_this_first_run():
+    readme = (REPO / "README.md").read_text()
+    assert f"python -m wcbook {' '.join(RUN[:4])}  # a first run" in readme
+
+
 def test_every_subcommand_is_in_one_help_tree(capsys):
     names = [sub.name for sub in cli.SUBCOMMANDS]
     assert names == ["run", "bench", "appendix", "certify", "data", "list", "summary"]
