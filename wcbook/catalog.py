@@ -18,7 +18,6 @@ Every data set has one or more layouts that its loader reads (:mod:`wcbook.data`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gzip
 import hashlib
 import os
