@@ -15,7 +15,7 @@ import wcbook.appendix as appendix
 import wcbook.bench as bench
 from wcbook import cli
 from wcbook.experiments import get_experiment, get_profile, resolve
-from wcbook.folders import HOME_ENV, published, user_home, working
+from wcbook.folders import HOME_ENV, folders_from_args, published, user_home, working
 
 REPO = Path(__file__).resolve().parents[1]
 #: The README's first run, on the smallest profile.
@@ -183,3 +183,21 @@ def test_every_committed_record_is_recognised_as_finished():
         config = resolve(get_experiment(record["experiment"], record["variant"]), profile)
         found = cli.finished_record(config, profile, record["seed"], REPO / "results")
         assert found == path, path
+
+
+def test_certify_reads_and_writes_the_working_folder(tmp_path, capsys):
+    assert cli.main(["certify", "--out", str(tmp_path), "--only", "mnist-scratch"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"mnist-scratch smoke: no checkpoint in {tmp_path / 'checkpoints'}, skipped\n"
+
+
+@pytest.mark.parametrize(
+    "args, folder",
+    [
+        (["bench", "--publish"], Path("benchmarks") / "results"),
+        (["bench", "--out", "w"], Path("w") / "benchmarks"),
+        (["appendix", "ablations", "--publish"], Path("benchmarks") / "results"),
+    ],
+)
+def test_every_writer_takes_out_or_publish(args, folder):
+    assert folders_from_args(cli.build_parser().parse_args(args)).benchmarks == folder
