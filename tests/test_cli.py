@@ -37,15 +37,22 @@ def _wcbook(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def _committed_state() -> str:
-    """``git status`` of the committed record folders (untracked files included)."""
-    return subprocess.run(
+def _committed_state() -> tuple[list[tuple[str, int, int]], str]:
+    """Every file under the committed record folders (path, size, modification time) and, in a
+    git checkout, their ``git status`` (untracked files included)."""
+    files = sorted(
+        (str(p.relative_to(REPO)), p.stat().st_size, p.stat().st_mtime_ns)
+        for folder in COMMITTED
+        for p in (REPO / folder).rglob("*")
+        if p.is_file()
+    )
+    git = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all", "--", *COMMITTED],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    return files, git.stdout if git.returncode == 0 else "not a git checkout"
 
 
 def test_the_readme_shows_this_first_run():
