@@ -96,7 +96,10 @@ def test_each_head_trains_and_classifies(head, tiny_encoder, imdb_root):
     loss = model.loss(output, labels)
     loss.backward()
     assert torch.isfinite(loss)
-    assert set(model.classify(output.detach()).tolist()) <= {0, 1}
+    # finite outputs: class 1 exactly where the positive class is the more probable
+    detached = output.detach()
+    expected = (model.positive_probability(detached) > 0.5).long()
+    assert torch.equal(model.classify(detached), expected)
     trained = {n for n, p in model.named_parameters() if p.grad is not None}
     assert ("dynamics.network.gamma" in trained) == (head == "wc")
     assert hasattr(model, "engine") == (head == "wc")
@@ -131,7 +134,9 @@ def test_a_bfloat16_encoder_feeds_a_float32_head(tiny_encoder):
     )
     h_full, h_mixed = full.features(ids), mixed.features(ids)
     assert h_mixed.dtype == torch.float32 and mixed(ids).dtype == torch.float32
-    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=0.05)
+    # within one bfloat16 rounding step (2^-8) of values of size 1: the worst of 200 random
+    # inputs measured 4.5e-4 with |h| <= 0.55
+    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=2**-8, rtol=0)
     config = get_experiment("imdb-wc", "batch-32-bf16")
     assert config.batch_size == 32 and config.text_option("encoder_precision") == "bfloat16"
 

@@ -14,12 +14,15 @@ happened and the history of the epochs that did finish.
 writes ``certificates/<run>/<profile>/seed<k>.json`` (beside ``results/``, which holds training
 records only).
 
-Command line (sequential, one run after the other)::
+Command line (sequential, one run after the other; ``python -m wcbook.appendix`` is an alias)::
 
-    python -m wcbook.appendix ablations --profile smoke
-    python -m wcbook.appendix variants --profile smoke
-    python -m wcbook.appendix scaling --profile smoke-scaling
-    python -m wcbook.appendix certificates --profile smoke
+    python -m wcbook appendix ablations --profile smoke
+    python -m wcbook appendix variants --profile smoke
+    python -m wcbook appendix scaling --profile smoke-scaling
+    python -m wcbook certify --profile smoke      # or: python -m wcbook appendix certificates
+
+They write into the working folder (``--out DIR``, see :mod:`wcbook.folders`), or with
+``--publish`` into the committed ``results/`` and ``certificates/``.
 
 :func:`ablation_table` and :func:`variant_table` set the records of one profile beside the code
 default's and the paper's numbers.
@@ -33,7 +36,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -49,6 +52,7 @@ from .experiments import (
     resolve,
     run_name,
 )
+from .folders import add_output_arguments, folders_from_args
 from .training import (
     checkpoint_path,
     git_commit,
@@ -67,6 +71,10 @@ __all__ = [
     "run_records",
     "ablation_table",
     "variant_table",
+    "add_arguments",
+    "run",
+    "add_certify_arguments",
+    "run_certify",
     "main",
 ]
 
@@ -276,6 +284,10 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
     return "\n".join(lines)
 
 
+#: The groups of training records :func:`run` makes (``certificates`` is :func:`run_certify`).
+GROUPS = ("ablations", "variants", "scaling")
+
+
 def _runs(group: str) -> list[tuple[str, str | None]]:
     if group == "ablations":
         return [(i, None) for i in ABLATION_IDS]
@@ -286,34 +298,79 @@ def _runs(group: str) -> list[tuple[str, str | None]]:
     raise ValueError(f"unknown group {group!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every record of a group for one seed, one after the other; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m wcbook.appendix", description=__doc__.split("\n")[0])
-    parser.add_argument("group", choices=("ablations", "variants", "scaling", "certificates"))
-    parser.add_argument("--profile", default="smoke")
-    parser.add_argument("--seed", type=int, default=0)
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options that ``appendix`` and ``certify`` share."""
+    parser.add_argument("--profile", default="smoke", help="profile (default smoke)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    add_output_arguments(parser)
+    parser.add_argument(
+        "--results-dir", default=None, help="records here instead (default <out>/results)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoints here instead (default <out>/checkpoints)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook appendix``."""
+    parser.add_argument("group", choices=(*GROUPS, "certificates"), help="the records to make")
+    _add_run_options(parser)
     parser.add_argument("--only", nargs="*", default=None, help="experiment ids or variant names")
-    parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--checkpoint-dir", default="checkpoints")
-    args = parser.parse_args(argv)
+
+
+def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook certify``."""
+    _add_run_options(parser)
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help=f"experiment ids (default every certified run: "
+        f"{', '.join(e for e, _ in CERTIFIED_RUNS)})",
+    )
+
+
+def _folders(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(results, checkpoints, certificates) chosen by the options; explicit folders win."""
+    folders = folders_from_args(args)
+    return (
+        Path(args.results_dir) if args.results_dir else folders.results,
+        Path(args.checkpoint_dir) if args.checkpoint_dir else folders.checkpoints,
+        folders.certificates,
+    )
+
+
+def run_certify(args: argparse.Namespace) -> int:
+    """Certify the trained checkpoint of every certified run (seed ``args.seed``); exit code."""
+    _, checkpoint_dir, certificate_dir = _folders(args)
+    for experiment, variant in CERTIFIED_RUNS:
+        if args.only and experiment not in args.only:
+            continue
+        config = resolve(get_experiment(experiment, variant), args.profile)
+        profile = get_profile(args.profile)
+        if not checkpoint_path(config, profile, args.seed, checkpoint_dir).exists():
+            print(f"{experiment} {args.profile}: no checkpoint in {checkpoint_dir}, skipped")
+            continue
+        record = certificate_record(
+            experiment,
+            args.profile,
+            args.seed,
+            variant=variant,
+            certificate_dir=certificate_dir,
+            checkpoint_dir=checkpoint_dir,
+        )
+        print(f"{experiment} {args.profile} (epoch {record['checkpoint_epoch']}):")
+        print(record["summary"], flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every record of a group for one seed, one after the other; returns the exit code."""
     if args.group == "certificates":
-        for experiment, variant in CERTIFIED_RUNS:
-            if args.only and experiment not in args.only:
-                continue
-            config = resolve(get_experiment(experiment, variant), args.profile)
-            if not checkpoint_path(config, get_profile(args.profile), args.seed, args.checkpoint_dir).exists():
-                print(f"{experiment} {args.profile}: no checkpoint (no epoch finished), skipped")
-                continue
-            record = certificate_record(
-                experiment,
-                args.profile,
-                args.seed,
-                variant=variant,
-                checkpoint_dir=args.checkpoint_dir,
-            )
-            print(f"{experiment} {args.profile} (epoch {record['checkpoint_epoch']}):")
-            print(record["summary"], flush=True)
-        return 0
+        return run_certify(args)
+    results_dir, checkpoint_dir, _ = _folders(args)
     for experiment, variant in _runs(args.group):
         if args.only and experiment not in args.only and variant not in args.only:
             continue
@@ -321,19 +378,27 @@ def main(argv: list[str] | None = None) -> int:
             get_experiment(experiment, variant),
             args.profile,
             args.seed,
-            results_dir=args.results_dir,
-            checkpoint_dir=args.checkpoint_dir,
+            results_dir=results_dir,
+            checkpoint_dir=checkpoint_dir,
         )
         name = experiment if variant is None else f"{experiment}+{variant}"
         metrics = record["metrics"]
+        per_epoch = record.get("seconds_per_epoch")
         print(
             f"{name} {args.profile}: {record['status']}"
             + (f", test accuracy {metrics['test_accuracy']:.4f}" if metrics else "")
             + (f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else "")
-            + (f", {record['seconds_per_epoch']:.2f} s/epoch" if record.get("seconds_per_epoch") else ""),
+            + (f", {per_epoch:.2f} s/epoch" if per_epoch else ""),
             flush=True,
         )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wcbook.appendix ...``: an alias of ``python -m wcbook appendix ...``."""
+    from .cli import main as cli_main
+
+    return cli_main(["appendix", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
