@@ -849,6 +849,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs", type=int, help="epochs for --training (default: the profile's)"
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..n-1 for --training")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="model-epochs per second of ensembles against separate processes instead",
+    )
+    parser.add_argument(
+        "--members", type=int, nargs="+", help="ensemble sizes for --ensemble (1 2 5 10 20)"
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", help="N for --ensemble (196 784 1225)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -857,6 +866,16 @@ def run(args: argparse.Namespace) -> int:
     out = folders_from_args(args).benchmarks
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.ensemble:
+        from .bench_ensemble import ensemble_benchmark
+
+        record = ensemble_benchmark(
+            sizes=args.sizes or (196, 784, 1225),
+            members=args.members or (1, 2, 5, 10, 20),
+            device=args.device,
+        )
+        print(f"record: {write_record(record, out, kind='ensemble')}")
+        return 0
     if args.training:
         record = compare_training(
             args.training,

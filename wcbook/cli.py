@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 
-from . import appendix, bench, catalog
+from . import appendix, bench, campaign, catalog
 from .data import DataRootError
 from .experiments import (
     EXPERIMENTS,
@@ -366,6 +366,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                run_list),
     Subcommand("summary", "table of the results records, averaged over seeds",
                add_summary_arguments, run_summary),
+    Subcommand("campaign", "plan, run and import the paper profile's missing records",
+               campaign.add_arguments, campaign.run),
 )
 
 

@@ -1,0 +1,130 @@
+"""The campaign: the plan from made-up records, a pack run end to end and its archive imported,
+and archives that are refused, each with a one-line reason and nothing written."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from wcbook import campaign
+from wcbook.campaign import Item, Need, import_archive, plan, run_pack, write_archive
+from wcbook.experiments import Profile, get_experiment
+from wcbook.training import git_commit
+from wcbook.weights import load_dynamics
+
+TINY = Profile(name="tiny", description="test", n_train=300, n_test=100, epochs=2, image_size=7,
+               eval_every=1)
+
+
+def _record(experiment, seed, seconds=2.0, device_type="cuda", profile="paper", **extra):
+    config = get_experiment(experiment).to_dict()
+    return {"experiment": experiment, "variant": None, "profile": profile, "seed": seed,
+            "metrics": {"test_accuracy": 0.9}, "config": config, "commit": "abc", "history": {},
+            "epochs": config["epochs"], "n_train": 60000, "device_type": device_type,
+            "seconds_per_epoch": seconds, **extra}
+
+
+def test_the_plan_lists_what_is_missing_in_order_of_value_and_packs_it(tmp_path):
+    records = [_record("mnist-scratch", 0, 1.0), _record("mnist-scratch", 1, 1.0),
+               _record("mnist-mlp", 0, 0.1), _record("mnist-mlp", 1, commit="unknown")]
+    for r in records:
+        path = tmp_path / r["experiment"] / "paper" / f"seed{r['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**r, "commit": r.get("commit", "abc")}))
+    p = plan("paper", budget_s=540, results_dir=tmp_path, only=["mnist"])
+    assert p.existing == ["mnist-scratch seed 0", "mnist-scratch seed 1", "mnist-mlp seed 0"]
+    first = p.missing[:5]
+    assert [(i.need.run, i.seeds) for i in first] == [
+        ("mnist-scratch", [2]), ("mnist-scratch", [3]), ("mnist-scratch", [4]),
+        ("mnist-mlp", [1]), ("mnist-mlp", [2]),
+    ]
+    assert first[0].seconds == pytest.approx(350 * 1.0)
+    assert first[3].seconds == pytest.approx(get_experiment("mnist-mlp").epochs * 0.1)
+    # 350 s per scratch seed: one per pack; the MLP's four seeds stack into the first pack
+    pack = p.packs[0]
+    assert [(i.need.run, i.seeds) for i in pack][:2] == [("mnist-scratch", [2]),
+                                                         ("mnist-mlp", [1, 2, 3, 4])]
+    assert all(sum(i.seconds for i in k) <= 540 for k in p.packs)
+    assert {i.need.run for i in p.oversized} >= {"scaling-mnist-1225"}  # over 9 min alone
+    assert all(i.dataset == "mnist" for i in p.missing)
+
+
+def test_a_pack_runs_end_to_end_and_its_archive_imports(tmp_path, synthetic_env):
+    root = tmp_path / "machine"
+    pack = [Item(Need("mnist-scratch", 1, export=True), [0, 1], None, "mnist")]
+    written = run_pack(pack, TINY, "cpu", root=root)
+    names = sorted(str(p.relative_to(root)) for p in written)
+    assert names == ["models/mnist-scratch/tiny/seed0.json",
+                     "models/mnist-scratch/tiny/seed0.safetensors",
+                     "results/mnist-scratch/tiny/seed0.json",
+                     "results/mnist-scratch/tiny/seed1.json"]
+    archive = write_archive(written, tmp_path / "pack.tgz", root=root)
+    home = tmp_path / "home"
+    report = import_archive(archive, root=home)
+    assert sorted(report["added"]) == names and report["replaced"] == []
+    assert import_archive(archive, root=home)["unchanged"] == report["added"]
+    record = json.loads((home / names[2]).read_text())
+    assert record["commit"] == git_commit()[0] and record["ensemble"]["seeds"] == [0, 1]
+    model = load_dynamics(home / "models", "mnist-scratch", "tiny", 0)
+    assert model.metrics()["gamma"] == pytest.approx(record["metrics"]["gamma"], rel=1e-5)
+
+
+def _archive(tmp_path, files: dict[str, bytes]):
+    path = tmp_path / "bad.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+GOOD = _record("mnist-mlp", 3, commit=None)
+
+
+@pytest.mark.parametrize(
+    "files, reason",
+    [
+        ({"results/mnist-mlp/paper/seed3.json": b"{not json"}, "not JSON"),
+        ({"results/mnist-mlp/paper/seed3.json":
+          json.dumps({**GOOD, "commit": "0" * 40}).encode()}, "unknown to this repository"),
+        ({"results/mnist-mlp/paper/seed3.json":
+          json.dumps({"experiment": "mnist-mlp", "profile": "paper"}).encode()},
+         "not a training record"),
+        ({"../../etc/passwd": b"x"}, "expected layout"),
+    ],
+    ids=["corrupt record", "unknown commit", "other schema", "path outside"],
+)
+def test_bad_archives_are_refused_and_nothing_is_written(tmp_path, files, reason):
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match=reason) as info:
+        import_archive(_archive(tmp_path, files), root=home)
+    assert "\n" not in str(info.value) and not home.exists()
+
+
+def test_a_truncated_archive_and_a_worse_record_are_refused(tmp_path):
+    broken = tmp_path / "broken.tgz"
+    broken.write_bytes(b"\x1f\x8b\x08 truncated")
+    with pytest.raises(ValueError, match="not a readable archive"):
+        import_archive(broken, root=tmp_path)
+    commit = git_commit()[0]
+    home = tmp_path / "home"
+    target = home / "results/mnist-mlp/paper/seed3.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps({**GOOD, "commit": commit, "dirty": False}))
+    worse = json.dumps({**GOOD, "commit": commit, "dirty": True}).encode()
+    with pytest.raises(ValueError, match="better provenance"):
+        import_archive(_archive(tmp_path, {"results/mnist-mlp/paper/seed3.json": worse}),
+                       root=home)
+    assert json.loads(target.read_text())["dirty"] is False
+
+
+def test_the_required_set_covers_the_papers_tables():
+    runs = {n.run for n in campaign.REQUIRED}
+    assert {"mnist-scratch", "fashion-mlp", "cifar10-vgg16", "imdb-wc+batch-32-bf16",
+            "scaling-fashion-1225", "ablation-learned-planted"} <= runs
+    assert len([n for n in campaign.REQUIRED if n.experiment.startswith("scaling-")]) == 14
+    assert len([n for n in campaign.REQUIRED if n.variant and n.rank == 4]) >= 3

@@ -1,0 +1,377 @@
+"""The paper's evidence as a plan: which records the paper profile needs, which exist, and how the
+missing ones pack into commands that fit a device window.
+
+``python -m wcbook campaign --profile paper --dry-run`` prints the plan; ``--archive FILE`` runs the
+next pack (every run it starts is finished: each pack is a list of whole ensembles), writes the
+records to the published ``results/`` and packs them, with the exported dynamics of seed 0
+(:mod:`wcbook.weights`), into one archive; ``--import FILE`` checks an archive and unpacks it.
+
+What is needed, in order of value: the 5 seeds of Tables 1-2, then Tables 3-4, one seed of each
+scaling configuration (App. D), one of each ablation (App. E) and of three text-versus-code
+variants, the 5 seeds of Table 5, and last the further scaling seeds. A run's cost is estimated from
+the published records of the same run on the same kind of device (else of the same kind of model,
+scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
+runs unless an ensemble benchmark of that device says less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .experiments import Profile, get_experiment, get_profile, resolve, run_name
+from .results import load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Largest archive a pack may bring back.
+MAX_ARCHIVE = 16 * 2**20
+#: Keys every training record has.
+RECORD_KEYS = frozenset({"experiment", "variant", "profile", "seed", "metrics", "config",
+                         "commit", "history", "epochs"})
+_MEMBER = re.compile(
+    r"^(results/[^/]+/[^/]+/seed\d+\.json|models/[^/]+/[^/]+/seed\d+\.(json|safetensors))$"
+)
+
+
+@dataclass(frozen=True)
+class Need:
+    """Records one run must have: ``seeds`` of them, the first ``first`` at ``rank`` (lower is
+    more valuable), the rest at ``rest_rank``; ``export`` seed 0's dynamics to ``models/``."""
+
+    experiment: str
+    rank: int
+    seeds: int = 5
+    first: int = 5
+    rest_rank: int = 9
+    variant: str | None = None
+    export: bool = False
+
+    @property
+    def run(self) -> str:
+        return run_name(self.experiment, self.variant)
+
+
+def _required() -> list[Need]:
+    scaling = [f"scaling-{d}-{n}" for d in ("mnist", "fashion")
+               for n in (196, 289, 441, 576, 784, 961, 1225)]
+    encoded = ["mnist-cnn", "mnist-cnn-softmax", "fashion-cnn", "fashion-cnn-softmax",
+               "cifar10-vgg16", "cifar10-vgg16-softmax", "flowers-transfer",
+               "flowers-transfer-softmax"]
+    return [
+        *(Need(e, 1, export=e.endswith("scratch")) for e in
+          ("mnist-scratch", "fashion-scratch", "mnist-mlp", "fashion-mlp")),
+        *(Need(e, 2, export=e in ("mnist-cnn", "fashion-cnn")) for e in encoded),
+        *(Need(e, 3, first=1, export=e.endswith("-784")) for e in scaling),
+        *(Need(e, 4, seeds=1, first=1) for e in
+          ("ablation-unstable", "ablation-learned-planted", "ablation-not-in-kernel")),
+        *(Need("mnist-scratch", 4, seeds=1, first=1, variant=v) for v in
+          ("text-T", "text-coupling", "no-ortho")),
+        *(Need(e, 5, variant="batch-32-bf16") for e in
+          ("imdb-encoder", "imdb-distance-head", "imdb-wc")),
+    ]
+
+
+#: The paper profile's required records.
+REQUIRED = _required()
+
+
+@dataclass
+class Item:
+    """One ensemble to train: a run and its seeds, the estimated seconds, its data set."""
+
+    need: Need
+    seeds: list[int]
+    seconds: float | None
+    dataset: str
+
+    def label(self) -> str:
+        seeds = ",".join(map(str, self.seeds))
+        cost = "no estimate" if self.seconds is None else f"{self.seconds / 60:.1f} min"
+        return f"{self.need.run} seeds {seeds} ({self.dataset}, {cost})"
+
+
+@dataclass
+class Plan:
+    """What exists, what is missing, and the packs the missing records fill."""
+
+    existing: list[str]
+    missing: list[Item]
+    packs: list[list[Item]] = field(default_factory=list)
+    oversized: list[Item] = field(default_factory=list)
+
+
+def valid_record(record: dict[str, Any]) -> str | None:
+    """Why ``record`` is not a usable training record (None when it is)."""
+    missing = RECORD_KEYS - record.keys()
+    if missing:
+        return f"missing {', '.join(sorted(missing))}"
+    if record["commit"] in (None, "", "unknown"):
+        return "no commit"
+    return None
+
+
+def _existing(
+    records: Iterable[dict[str, Any]], profile: Profile
+) -> dict[tuple[str, int], dict]:
+    have = {}
+    for r in records:
+        if r.get("profile") == profile.name and valid_record(r) is None:
+            have[(run_name(r["experiment"], r.get("variant")), int(r["seed"]))] = r
+    return have
+
+
+def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
+    """(record, seconds per member-epoch on ``device_type``) from each record's sessions (or its
+    own device), scaled to the paper profile's training-set size."""
+    paces = []
+    for r in records:
+        sessions = r.get("sessions") or [
+            {"device_type": r.get("device_type"), "seconds_per_epoch": r.get("seconds_per_epoch")}
+        ]
+        size = (r.get("ensemble") or {}).get("size", 1)
+        full = 60000 / max(r.get("n_train") or 60000, 1) if r.get("profile") != "paper" else 1.0
+        for entry in sessions:
+            if entry.get("device_type") == device_type and entry.get("seconds_per_epoch"):
+                paces.append((r, entry["seconds_per_epoch"] / size * full))
+    return paces
+
+
+def _epoch_seconds(
+    need: Need, profile: Profile, paces: list[tuple[dict, float]]
+) -> float | None:
+    """Seconds per epoch of one member: the fastest published pace of the same run (of its own
+    profile first), else of the same kind of model on the same data, scaled by N^2."""
+    config = resolve(get_experiment(need.experiment, need.variant), profile)
+    own = [(r["profile"] != profile.name, t) for r, t in paces
+           if r["experiment"] == need.experiment]
+    if own:
+        return min(own)[1]
+    kin = [(r["profile"] != profile.name, t, r) for r, t in paces
+           if r["config"].get("model") == config.model
+           and r["config"].get("dataset") == config.dataset]
+    if not kin:
+        return None
+    _, seconds, ref = min(kin, key=lambda k: k[:2])
+    side = ref["config"].get("image_size") or 28
+    return seconds * (config.n_nodes / side**2) ** 2
+
+
+def plan(
+    profile: str | Profile = "paper",
+    budget_s: float = 540.0,
+    device_type: str = "cuda",
+    results_dir: str | Path = ROOT / "results",
+    only: Sequence[str] | None = None,
+) -> Plan:
+    """The campaign's plan for ``profile`` (see the module docstring)."""
+    profile = get_profile(profile)
+    records = load_records(results_dir)
+    have = _existing(records, profile)
+    paces = _paces(records, device_type)
+    existing, missing = [], []
+    for need in sorted(REQUIRED, key=lambda n: n.rank):
+        config = resolve(get_experiment(need.experiment, need.variant), profile)
+        if only and config.dataset not in only:
+            continue
+        per_epoch = _epoch_seconds(need, profile, paces)
+        for seed in range(need.seeds):
+            if (need.run, seed) in have:
+                existing.append(f"{need.run} seed {seed}")
+                continue
+            seconds = None if per_epoch is None else per_epoch * config.total_epochs
+            missing.append((need.rank if seed < need.first else need.rest_rank, need, seed,
+                            seconds, config.dataset))
+    missing.sort(key=lambda m: m[0])
+    out = Plan(existing, [Item(n, [s], t, d) for _, n, s, t, d in missing])
+    _pack(out, budget_s)
+    return out
+
+
+def _pack(out: Plan, budget_s: float) -> None:
+    """Group the missing seeds of a run into ensembles that fit the budget, then fill packs in
+    order of value (first fit), each pack at most ``budget_s`` estimated seconds."""
+    groups: list[Item] = []
+    for item in out.missing:
+        last = groups[-1] if groups else None
+        fits = (last is not None and last.need == item.need and item.seconds is not None
+                and last.seconds is not None and last.seconds + item.seconds <= budget_s)
+        if fits:
+            last.seeds.append(item.seeds[0])
+            last.seconds += item.seconds
+        else:
+            groups.append(Item(item.need, list(item.seeds), item.seconds, item.dataset))
+    loads: list[float] = []
+    for group in groups:
+        if group.seconds is None or group.seconds > budget_s:
+            out.oversized.append(group)
+            continue
+        for k, load in enumerate(loads):
+            if load + group.seconds <= budget_s:
+                out.packs[k].append(group)
+                loads[k] += group.seconds
+                break
+        else:
+            out.packs.append([group])
+            loads.append(group.seconds)
+
+
+def format_plan(p: Plan, budget_s: float) -> str:
+    """The plan as text: counts, each pack, and what fits no pack."""
+    lines = [f"existing: {len(p.existing)} records; missing: {len(p.missing)} records"]
+    for k, pack in enumerate(p.packs, 1):
+        total = sum(item.seconds for item in pack)
+        lines.append(f"pack {k} ({total / 60:.1f} of {budget_s / 60:.0f} min):")
+        lines += [f"  {item.label()}" for item in pack]
+    if p.oversized:
+        lines.append("longer than one command, or without an estimate (run them where time "
+                     "allows, or resume them across windows):")
+        lines += [f"  {item.label()}" for item in p.oversized]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Archives
+# ----------------------------------------------------------------------------------------------
+def write_archive(paths: Sequence[Path], archive: Path, root: Path = ROOT) -> Path:
+    """Pack ``paths`` (under ``root``) into a gzip tar of at most 16 MiB."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in paths:
+            tar.add(path, arcname=str(Path(path).resolve().relative_to(root.resolve())))
+    if archive.stat().st_size > MAX_ARCHIVE:
+        archive.unlink()
+        raise ValueError(f"the archive would be {archive.stat().st_size} bytes, over 16 MiB")
+    return archive
+
+
+def _commit_known(commit: str, root: Path) -> bool:
+    done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root,
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def _worse(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether ``new`` has worse provenance than ``old``: dirty over clean, or a divergence over
+    a finished run."""
+    if new.get("dirty") and not old.get("dirty"):
+        return True
+    return new.get("status") == "diverged" and old.get("status", "finished") != "diverged"
+
+
+def import_archive(
+    archive: Path, root: Path = ROOT, repo: Path = ROOT
+) -> dict[str, list[str]]:
+    """Check every file of ``archive`` and unpack it into ``root`` (commits are looked up in the
+    git repository ``repo``); returns the paths added,
+    replaced and left as they were. Raises ValueError with a one-line reason, writing nothing,
+    when a file is not a record or model of the expected layout, a record lacks a field, names a
+    commit unknown to this repository, or would replace a record of better provenance."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise ValueError(f"{archive}: not a readable archive ({exc})") from None
+    report: dict[str, list[str]] = {"added": [], "replaced": [], "unchanged": []}
+    for name, data in members.items():
+        if not _MEMBER.match(name):
+            raise ValueError(f"{archive}: {name} is not a record or model of the expected layout")
+        target = root / name
+        if name.endswith(".json") and name.startswith("results/"):
+            _check_record(archive, name, data, target, repo)
+        kind = "unchanged" if target.exists() and target.read_bytes() == data else (
+            "replaced" if target.exists() else "added")
+        report[kind].append(name)
+    for name, data in members.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return report
+
+
+def _check_record(archive: Path, name: str, data: bytes, target: Path, repo: Path) -> None:
+    try:
+        record = json.loads(data)
+    except json.JSONDecodeError:
+        raise ValueError(f"{archive}: {name} is not JSON") from None
+    problem = valid_record(record) if isinstance(record, dict) else "not a record"
+    if problem:
+        raise ValueError(f"{archive}: {name} is not a training record ({problem})")
+    if not _commit_known(record["commit"], repo):
+        raise ValueError(f"{archive}: {name} was made at commit {record['commit'][:12]}, "
+                         "unknown to this repository")
+    if target.exists() and _worse(record, json.loads(target.read_text())):
+        raise ValueError(f"{archive}: {name} would replace a record of better provenance")
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a pack
+# ----------------------------------------------------------------------------------------------
+def run_pack(
+    pack: list[Item], profile: str | Profile, device: str, root: Path = ROOT
+) -> list[Path]:
+    """Train every ensemble of ``pack`` to the end into the published folders and export the
+    dynamics asked for; returns the files written."""
+    from .training import load_trained, train_ensemble
+    from .weights import export_dynamics
+
+    profile = get_profile(profile)
+    written: list[Path] = []
+    for item in pack:
+        records = train_ensemble(
+            item.need.experiment if item.need.variant is None
+            else get_experiment(item.need.experiment, item.need.variant),
+            profile, item.seeds, device=device, results_dir=root / "results",
+            checkpoint_dir=root / "checkpoints", progress=False, log=True,
+        )
+        for record in records:
+            folder = root / "results" / item.need.run / profile.name
+            written.append(folder / f"seed{record['seed']}.json")
+            if item.need.export and record["seed"] == 0 and record.get("status") != "diverged":
+                model = load_trained(item.need.experiment, profile.name, 0, root / "checkpoints",
+                                     variant=item.need.variant)
+                weights = export_dynamics(model, record, root / "models")
+                written += [weights, weights.with_suffix(".json")]
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook campaign``."""
+    parser.add_argument("--profile", default="paper", help="profile (default paper)")
+    parser.add_argument("--budget-min", type=float, default=9.0,
+                        help="minutes one command may take (default 9)")
+    parser.add_argument("--device", default="cuda", help="cuda or cpu: whose timings to plan with")
+    parser.add_argument("--only", help="data sets carried, comma-separated (mnist,fashion)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+    parser.add_argument("--archive", type=Path, help="run the next pack and archive it here")
+    parser.add_argument("--import", dest="import_", type=Path, help="check and unpack an archive")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``campaign``: plan, run a pack, or import one."""
+    if args.import_:
+        try:
+            report = import_archive(args.import_)
+        except ValueError as exc:
+            print(f"error: {exc}")
+            return 1
+        for kind, names in report.items():
+            print(f"{kind}: {len(names)}" + "".join(f"\n  {n}" for n in names))
+        return 0
+    get_profile(args.profile)
+    budget = args.budget_min * 60
+    device_type = "cpu" if args.device == "cpu" else "cuda"
+    only = args.only.split(",") if args.only else None
+    p = plan(args.profile, budget, device_type, only=only)
+    print(format_plan(p, budget))
+    if args.dry_run or args.archive is None:
+        return 0
+    if not p.packs:
+        print("nothing fits one command: see the list above")
+        return 1
+    written = run_pack(p.packs[0], args.profile, args.device)
+    print(f"archive: {write_archive(written, args.archive)}")
+    return 0
