@@ -1,5 +1,5 @@
-"""Ensembles: member k of an ensemble is the run of seed k alone, a diverged member leaves the others
-untouched, and an interrupted ensemble resumes exactly; the training path names no kind."""
+"""Ensembles: member k of an ensemble is the run of seed k alone, a diverged member leaves the
+others untouched, and an interrupted ensemble resumes exactly; the training path names no kind."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import wcbook
 from wcbook.ensemble import Ensemble
 from wcbook.experiments import Profile, get_experiment, resolve
 from wcbook.kinds import kind_of
-from wcbook.models import WilsonCowanClassifier
 from wcbook.training import checkpoint_path, load_trained, train, train_ensemble
 from wcbook.training import loop
 

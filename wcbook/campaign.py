@@ -131,9 +131,8 @@ def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
     own device), scaled to the paper profile's training-set size."""
     paces = []
     for r in records:
-        sessions = r.get("sessions") or [
-            {"device_type": r.get("device_type"), "seconds_per_epoch": r.get("seconds_per_epoch")}
-        ]
+        own = {key: r.get(key) for key in ("device_type", "seconds_per_epoch")}
+        sessions = r.get("sessions") or [own]
         size = (r.get("ensemble") or {}).get("size", 1)
         full = 60000 / max(r.get("n_train") or 60000, 1) if r.get("profile") != "paper" else 1.0
         for entry in sessions:

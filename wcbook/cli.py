@@ -197,7 +197,9 @@ def _ensemble_size(text: str) -> int | None:
         return 1
     if text.isdigit() and int(text) >= 1:
         return int(text)
-    raise argparse.ArgumentTypeError(f"--ensemble takes auto, off or a positive number, not {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"--ensemble takes auto, off or a positive number, not {text!r}"
+    )
 
 
 def run_experiment(args: argparse.Namespace) -> int:

@@ -158,7 +158,7 @@ class Ensemble(nn.Module):
         return model
 
     def set_member(self, member: int, state: dict[str, torch.Tensor]) -> None:
-        """Write a bare model's ``state_dict`` (entries of the stacked tensors only) into member k."""
+        """Write a bare model's ``state_dict`` (the entries that are stacked) into member k."""
         with torch.no_grad():
             for name, value in state.items():
                 key = _key(name)

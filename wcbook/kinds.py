@@ -68,7 +68,9 @@ class Kind:
     build: Callable[["ExperimentConfig", int | None], nn.Module]
     load_data: Callable[["ExperimentConfig", "Profile", torch.device], Splits]
     trainable: Callable[[nn.Module, int | None], list[str]]
-    optimizer: Callable[["ExperimentConfig", list[nn.Parameter], torch.device], torch.optim.Optimizer]
+    optimizer: Callable[
+        ["ExperimentConfig", list[nn.Parameter], torch.device], torch.optim.Optimizer
+    ]
     has_engine: Callable[["ExperimentConfig"], bool]
     has_attractors: Callable[["ExperimentConfig"], bool]
     prepare: Callable[[nn.Module, Splits], Splits] = lambda model, splits: splits

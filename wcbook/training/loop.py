@@ -615,7 +615,8 @@ def _train_run(run: Run, opts: Options, checkpoint_dir: str | os.PathLike) -> No
     device_ids = [opts.device] if opts.device.type == "cuda" else None
     show = opts.progress and opts.rank == 0
     loop: dict[str, Any] = {
-        "net": DistributedDataParallel(run.ensemble, device_ids=device_ids) if ddp else run.ensemble,
+        "net": (DistributedDataParallel(run.ensemble, device_ids=device_ids) if ddp
+                else run.ensemble),
         "graph": None,
         "graphable": (opts.cuda_graph and opts.device.type == "cuda" and not ddp
                       and run.kind.graphable),

@@ -50,7 +50,8 @@ def stage1_path(
     key["encoder_options"] = {
         k: v for k, v in config.encoder_options.items() if k != "readout"
     }
-    key["profile"] = {k: v for k, v in profile.items() if k not in ("name", "description", "epochs")}
+    ignored = ("name", "description", "epochs")
+    key["profile"] = {k: v for k, v in profile.items() if k not in ignored}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(checkpoint_dir) / "stage1" / digest / f"seed{seed}.pt"
 
