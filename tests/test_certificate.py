@@ -23,7 +23,7 @@ from wcbook.experiments import (
 from wcbook.models import WilsonCowanClassifier, WilsonCowanNetwork, unstable_mu
 from wcbook.params import WCParams
 from wcbook.stability import bistable_states, node_eigenvalues, stability_interval
-from wcbook.training import DivergenceError, evaluate, load_data, load_trained
+from wcbook.training import evaluate, load_data, load_trained
 
 P = WCParams()
 STATES = bistable_states(P)
