@@ -62,3 +62,24 @@ def test_cuda_graph_step_equals_the_eager_step(tmp_path, synthetic_env, engine):
     assert graphed["loss"] == pytest.approx(eager["loss"], rel=1e-5)
     assert graphed["train_accuracy"] == eager["train_accuracy"]
     assert graphed["test_accuracy"] == eager["test_accuracy"]
+
+
+def test_a_graphed_ensemble_equals_the_eager_one_and_its_members_the_single_runs(
+    tmp_path, synthetic_env
+):
+    from wcbook.training import train_ensemble
+
+    config = dataclasses.replace(get_experiment("mnist-scratch"), batch_size=BATCH)
+    runs = {}
+    for graph in (False, True):
+        folder = tmp_path / f"graph{graph}"
+        runs[graph] = train_ensemble(config, TINY, [0, 1, 2], device="cuda", results_dir=folder,
+                                     checkpoint_dir=folder, progress=False, cuda_graph=graph)
+    single = train(config, TINY, 1, device="cuda", results_dir=tmp_path / "one",
+                   checkpoint_dir=tmp_path / "one", progress=False)
+    for eager, graphed in zip(runs[False], runs[True]):
+        assert graphed["cuda_graph"] and graphed["ensemble"]["size"] == 3
+        assert graphed["history"]["loss"] == pytest.approx(eager["history"]["loss"], rel=1e-5)
+    assert runs[True][1]["history"]["loss"][:2] == pytest.approx(
+        single["history"]["loss"][:2], rel=1e-4
+    )
