@@ -52,7 +52,7 @@ from .experiments import (
     resolve,
     run_name,
 )
-from .folders import add_output_arguments, folders_from_args
+from .folders import add_folder_overrides, add_output_arguments, folders_from_args
 from .training import (
     checkpoint_path,
     git_commit,
@@ -303,14 +303,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="smoke", help="profile (default smoke)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     add_output_arguments(parser)
-    parser.add_argument(
-        "--results-dir", default=None, help="records here instead (default <out>/results)"
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        default=None,
-        help="checkpoints here instead (default <out>/checkpoints)",
-    )
+    add_folder_overrides(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

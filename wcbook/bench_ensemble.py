@@ -120,3 +120,35 @@ def ensemble_benchmark(
         "rows": rows,
         "provenance": _provenance(dev, started, wall0),
     }
+
+
+def plot_throughput(record: dict[str, Any], ax: Any, matmul: str = "fp32") -> None:
+    """Model-epochs per second against members, one line per (N, mode), from a record."""
+    rows = [r for r in record["rows"] if r["matmul"] == matmul]
+    for n_nodes in sorted({r["n_nodes"] for r in rows}):
+        for mode, style in (("ensemble", "-o"), ("processes", "--s")):
+            line = sorted((r["members"], 1 / r["model_epoch_s"]) for r in rows
+                          if r["n_nodes"] == n_nodes and r["mode"] == mode)
+            if line:
+                ax.plot(*zip(*line), style, label=f"N = {n_nodes}, {mode}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("models trained at once (S)")
+    ax.set_ylabel("model-epochs per second")
+    ax.legend(fontsize="small")
+
+
+def ensemble_table(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (N, matmul, S): seconds per model-epoch of the ensemble and of S processes,
+    and their ratio (above 1: the ensemble is faster)."""
+    by_key = {(r["n_nodes"], r["matmul"], r["members"], r["mode"]): r["model_epoch_s"]
+              for r in record["rows"]}
+    table = []
+    for (n_nodes, matmul, members, mode), seconds in sorted(by_key.items()):
+        other = by_key.get((n_nodes, matmul, members, "processes"))
+        if mode == "ensemble":
+            table.append({"N": n_nodes, "matmul": matmul, "S": members,
+                          "ensemble s/model-epoch": seconds,
+                          "processes s/model-epoch": other,
+                          "speed-up": None if other is None else other / seconds})
+    return table

@@ -46,7 +46,13 @@ from .experiments import (
     get_profile,
     resolve,
 )
-from .folders import add_output_arguments, folders_from_args, published, working
+from .folders import (
+    add_folder_overrides,
+    add_output_arguments,
+    folders_from_args,
+    published,
+    working,
+)
 from .models import ENGINES
 from .parallel import Launch, close_data_parallel, device_for, init_data_parallel
 from .results import format_table, load_records, pace_text, summarise
@@ -105,14 +111,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
     )
     add_output_arguments(parser)
-    parser.add_argument(
-        "--results-dir", default=None, help="records here instead (default <out>/results)"
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        default=None,
-        help="checkpoints here instead (default <out>/checkpoints)",
-    )
+    add_folder_overrides(parser)
     parser.add_argument(
         "--no-resume",
         action="store_true",

@@ -30,6 +30,7 @@ __all__ = [
     "published",
     "working",
     "add_output_arguments",
+    "add_folder_overrides",
     "folders_from_args",
 ]
 
@@ -93,6 +94,18 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the committed records (results/, certificates/, benchmarks/results/) of the "
         "repository in the current folder instead",
+    )
+
+
+def add_folder_overrides(parser: argparse.ArgumentParser) -> None:
+    """``--results-dir`` and ``--checkpoint-dir``: one folder each, instead of ``<out>/...``."""
+    parser.add_argument(
+        "--results-dir", default=None, help="records here instead (default <out>/results)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoints here instead (default <out>/checkpoints)",
     )
 
 

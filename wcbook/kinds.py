@@ -39,6 +39,21 @@ class Split:
 Splits = tuple[Split, Split]
 
 
+def _adam(
+    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
+) -> torch.optim.Optimizer:
+    """Adam, capturable on GPUs so that eager and graphed steps do the same arithmetic."""
+    return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
+
+
+def _requiring_grad(model: nn.Module, stage: int | None) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _never(config: "ExperimentConfig") -> bool:
+    return False
+
+
 def _configure(model: nn.Module, stage: int | None, engine: str | None) -> None:
     """Switch an encoder model to ``stage``; give a model with dynamics its ``engine``."""
     if stage is not None:
@@ -67,25 +82,18 @@ class Kind:
     name: str
     build: Callable[["ExperimentConfig", int | None], nn.Module]
     load_data: Callable[["ExperimentConfig", "Profile", torch.device], Splits]
-    trainable: Callable[[nn.Module, int | None], list[str]]
+    trainable: Callable[[nn.Module, int | None], list[str]] = _requiring_grad
     optimizer: Callable[
         ["ExperimentConfig", list[nn.Parameter], torch.device], torch.optim.Optimizer
-    ]
-    has_engine: Callable[["ExperimentConfig"], bool]
-    has_attractors: Callable[["ExperimentConfig"], bool]
+    ] = _adam
+    has_engine: Callable[["ExperimentConfig"], bool] = _never
+    has_attractors: Callable[["ExperimentConfig"], bool] = _never
     prepare: Callable[[nn.Module, Splits], Splits] = lambda model, splits: splits
     configure: Callable[[nn.Module, int | None, str | None], None] = _configure
     scheduler: Callable | None = None
     stackable: bool = True
     graphable: bool = True
     shardable: bool = True
-
-
-def _adam(
-    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
-) -> torch.optim.Optimizer:
-    """Adam, capturable on GPUs so that eager and graphed steps do the same arithmetic."""
-    return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
 
 
 def _adamw(
@@ -95,23 +103,21 @@ def _adamw(
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
 
 
-def _requiring_grad(model: nn.Module, stage: int | None) -> list[str]:
-    return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
 def _stage_parameters(model: nn.Module, stage: int | None) -> list[str]:
     chosen = {id(p) for p in model.stage_parameters(stage)}
     return [name for name, p in model.named_parameters() if id(p) in chosen]
 
 
-def _checked(config: "ExperimentConfig", split: str, images: torch.Tensor, labels: torch.Tensor):
+def _checked(
+    config: "ExperimentConfig", split: str, images: torch.Tensor, labels: torch.Tensor
+) -> None:
     if not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
         raise ValueError(f"{config.dataset} ({split}): pixel values must be finite and in [0, 1]")
     if labels.numel() and (labels.min() < 0 or labels.max() >= config.n_classes):
         raise ValueError(f"{config.dataset} ({split}): labels outside 0..{config.n_classes - 1}")
 
 
-def _image_loader(shape: Callable[[torch.Tensor], torch.Tensor]):
+def _image_loader(shape: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Splits]:
     """A loader of the profile's first ``n_train`` / ``n_test`` images, reshaped by ``shape``
     (flattened (n, N) for networks on pixels, (n, C, H, W) for encoders), checked once."""
 
@@ -238,26 +244,14 @@ KINDS: dict[str, Kind] = {
         "wc",
         build=_build_wc,
         load_data=_image_loader(flatten_images),
-        trainable=_requiring_grad,
-        optimizer=_adam,
         has_engine=lambda config: True,
-        has_attractors=lambda config: False,
     ),
-    "mlp": Kind(
-        "mlp",
-        build=_build_mlp,
-        load_data=_image_loader(flatten_images),
-        trainable=_requiring_grad,
-        optimizer=_adam,
-        has_engine=lambda config: False,
-        has_attractors=lambda config: False,
-    ),
+    "mlp": Kind("mlp", build=_build_mlp, load_data=_image_loader(flatten_images)),
     "encoded": Kind(
         "encoded",
         build=_build_encoded,
         load_data=_image_loader(lambda images: images.unsqueeze(1)),
         trainable=_stage_parameters,
-        optimizer=_adam,
         has_engine=lambda config: config.encoder_option("readout") == "wc",
         has_attractors=lambda config: config.encoder_option("readout") == "wc",
         prepare=_frozen_features,
@@ -268,7 +262,6 @@ KINDS: dict[str, Kind] = {
         "text",
         build=_build_text,
         load_data=_load_text,
-        trainable=_requiring_grad,
         optimizer=_adamw,
         has_engine=lambda config: config.text_option("head") == "wc",
         has_attractors=lambda config: config.text_option("head") != "encoder",
