@@ -136,7 +136,8 @@ def test_bad_input_gives_a_clear_error(tmp_path, capsys):
 
 TINY = rb.Settings(
     n_test=40, n_attack=10, fgsm_eps=(0.0, 0.1), pgd_eps=(0.1,), pgd_steps=2, eps_max=0.3,
-    bisection_rounds=1, horizons=(0.0, 2.5, 40.0), batch_size=25,
+    bisection_rounds=1, horizons=(0.0, 2.5, 40.0), batch_size=25, eval_gradient_n=4,
+    eval_gradient_pgd_eps=(0.1,),
 )
 
 

@@ -98,7 +98,17 @@ class Settings:
     2.5 eps / steps from a random start, and the bisection for the smallest flipping radius,
     ``bisection_rounds`` halvings of [0, ``eps_max``]). ``horizons`` are the evaluation horizons of
     the Wilson-Cowan network; ``seed`` seeds every perturbation.
+
+    The attacks on a Wilson-Cowan network differentiate the Euler integration up to the training
+    horizon T_train (``gradient="train"``) or up to the evaluation horizon T_eval (``"eval"``);
+    either way an image counts as fooled when the class read at T_eval changes. With ``"train"``
+    FGSM (on the attacked images) and PGD (radii ``eval_gradient_pgd_eps`` on the first
+    ``eval_gradient_n``) are also run with the gradient through T_eval, as a check.
     """
+
+    def __post_init__(self) -> None:
+        if self.gradient not in ("train", "eval"):
+            raise ValueError(f"gradient must be 'train' or 'eval', got {self.gradient!r}")
 
     seed: int = 0
     n_test: int | None = None
@@ -110,6 +120,9 @@ class Settings:
     pgd_steps: int = 20
     eps_max: float = 0.2
     bisection_rounds: int = 5
+    gradient: str = "train"
+    eval_gradient_n: int = 100
+    eval_gradient_pgd_eps: tuple[float, ...] = (0.02, 0.05, 0.1)
     horizons: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 10.0, 20.0, 40.0)
     batch_size: int = 250
 
@@ -162,10 +175,12 @@ def export_weights(
     seed: int,
     *,
     how: str,
+    training: Mapping[str, Any] | None = None,
     models_dir: str | Path = "models",
 ) -> Path:
     """Save ``model``'s state_dict (float32) as :func:`weights_path` with ``seed<k>.json`` beside it
-    (run, profile, seed, commit, ``how`` the weights were made, the configuration, a checksum).
+    (run, profile, seed, commit, ``how`` the weights were made, ``training``: facts about the
+    training run such as its commit and test accuracy, the configuration, a checksum).
 
     Raises ValueError when the file would exceed :data:`MAX_WEIGHTS_BYTES`.
     """
@@ -191,6 +206,7 @@ def export_weights(
         "how": how,
         "scale": _LABEL_NOTES.get(profile, f"{profile} profile"),
         "sha256": _sha256(path),
+        "training": dict(training or {}),
         "config": config.to_dict(),
     }
     path.with_suffix(".json").write_text(json.dumps(note, indent=1) + "\n")
@@ -261,12 +277,15 @@ def _has_targets(model: nn.Module) -> bool:
     return hasattr(model, "distances") and hasattr(model, "T_eval")
 
 
-def class_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def class_logits(
+    model: nn.Module, images: torch.Tensor, T: float | None = None
+) -> torch.Tensor:
     """Scores whose argmax is the model's class and whose softmax its class probabilities:
-    -log d_k of x(T_eval) for a network with planted targets (softmax gives the paper's q_k), the
-    logits of a softmax classifier. Differentiable with respect to ``images``."""
+    -log d_k of x(T) for a network with planted targets (softmax gives the paper's q_k; T None:
+    the evaluation horizon T_eval), the logits of a softmax classifier (T is ignored).
+    Differentiable with respect to ``images``."""
     if _has_targets(model):
-        x = model(images, model.T_eval)
+        x = model(images, model.T_eval if T is None else T)
         return -torch.log(model.distances(x).clamp_min(torch.finfo(x.dtype).tiny))
     return model(images)
 
@@ -309,14 +328,18 @@ def accuracy(
 
 
 def _input_gradient(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, T: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(classes, gradient of the summed cross-entropy of :func:`class_logits`) at ``images``."""
+    """(classes at the evaluation horizon, gradient of the summed cross-entropy of
+    :func:`class_logits` at horizon ``T``) at ``images``; one integration when T is T_eval."""
     inputs = images.detach().clone().requires_grad_(True)
-    scores = class_logits(model, inputs)
+    scores = class_logits(model, inputs, T)
     loss = nn.functional.cross_entropy(scores, labels, reduction="sum")
     (grad,) = torch.autograd.grad(loss, inputs)
-    return _classes(scores.detach()), grad
+    if T is None or not _has_targets(model) or T == model.T_eval:
+        return _classes(scores.detach()), grad
+    with torch.no_grad():
+        return _classes(class_logits(model, images)), grad
 
 
 def fgsm_accuracy(
@@ -325,15 +348,17 @@ def fgsm_accuracy(
     labels: torch.Tensor,
     eps: Sequence[float],
     batch: int = 250,
+    gradient_T: float | None = None,
 ) -> tuple[list[float], float]:
     """(accuracy on x + eps sign(grad), clipped to [0, 1], for each eps; the fraction of images
-    whose input gradient is exactly zero, which FGSM cannot move). One gradient per image serves
-    every eps; eps 0 gives the clean accuracy."""
+    whose input gradient is exactly zero, which FGSM cannot move). The gradient is that of
+    :func:`class_logits` at horizon ``gradient_T`` (None: T_eval); the accuracy is always judged
+    at T_eval. One gradient per image serves every eps; eps 0 gives the clean accuracy."""
     correct = torch.zeros(len(eps), dtype=torch.long)
     zero_grad = 0
     with _frozen(model):
         for s in _batches(len(labels), batch):
-            _, grad = _input_gradient(model, images[s], labels[s])
+            _, grad = _input_gradient(model, images[s], labels[s], gradient_T)
             zero_grad += int((grad.abs().amax(dim=1) == 0).sum())
             with torch.no_grad():
                 for i, e in enumerate(eps):
@@ -350,6 +375,7 @@ def _pgd_batch(
     eps: torch.Tensor,
     steps: int,
     generator: torch.Generator,
+    gradient_T: float | None,
 ) -> torch.Tensor:
     """PGD on one batch with per-image radii ``eps`` (batch, 1); True where some iterate (or the
     clean image) is misclassified. Images drop out of the computation once fooled."""
@@ -362,7 +388,7 @@ def _pgd_batch(
         idx = (~fooled).nonzero().squeeze(1)
         if idx.numel() == 0:
             return fooled
-        classes, grad = _input_gradient(model, images[idx] + delta[idx], labels[idx])
+        classes, grad = _input_gradient(model, images[idx] + delta[idx], labels[idx], gradient_T)
         fooled[idx] |= classes != labels[idx]
         moved = delta[idx] + step_size[idx] * grad.sign()
         moved = torch.maximum(torch.minimum(moved, eps[idx]), -eps[idx])
@@ -382,16 +408,18 @@ def pgd_fooled(
     steps: int = 20,
     generator: torch.Generator,
     batch: int = 250,
+    gradient_T: float | None = None,
 ) -> torch.Tensor:
     """L-infinity PGD (random start in the ball, ``steps`` signed-gradient steps of 2.5 eps /
-    steps, projection onto the ball and [0, 1]) on the cross-entropy of :func:`class_logits`.
-    ``eps``: one radius or one per image. Returns a boolean per image: misclassified at the
-    clean image or at some iterate; the robust accuracy is the fraction of False."""
+    steps, projection onto the ball and [0, 1]) on the cross-entropy of :func:`class_logits` at
+    horizon ``gradient_T`` (None: T_eval). ``eps``: one radius or one per image. Returns a
+    boolean per image: misclassified (judged at T_eval) at the clean image or at some iterate;
+    the robust accuracy is the fraction of False."""
     radii = torch.as_tensor(eps, dtype=images.dtype, device=images.device)
     radii = radii.expand(len(labels)).reshape(-1, 1).clone()
     with _frozen(model):
         parts = [
-            _pgd_batch(model, images[s], labels[s], radii[s], steps, generator)
+            _pgd_batch(model, images[s], labels[s], radii[s], steps, generator, gradient_T)
             for s in _batches(len(labels), batch)
         ]
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
@@ -407,16 +435,18 @@ def min_pgd_epsilon(
     steps: int = 20,
     seed: int = 0,
     batch: int = 250,
+    gradient_T: float | None = None,
 ) -> torch.Tensor:
-    """Per image, the smallest L-infinity radius at which PGD found a misclassified input, by
-    bisection of [0, eps_max] (``rounds`` halvings; the value is the upper end, where a flip was
-    found): 0 for images misclassified already, inf where PGD at eps_max found none."""
+    """Per image, the smallest L-infinity radius at which PGD (:func:`pgd_fooled`, gradient at
+    horizon ``gradient_T``) found a misclassified input, by bisection of [0, eps_max] (``rounds``
+    halvings; the value is the upper end, where a flip was found): 0 for images misclassified
+    already, inf where PGD at eps_max found none."""
     n = len(labels)
     low = torch.zeros(n, dtype=images.dtype)
     high = torch.full((n,), float(eps_max), dtype=images.dtype)
     found = pgd_fooled(
         model, images, labels, high, steps=steps, generator=_generator(seed, "min-eps", 0),
-        batch=batch,
+        batch=batch, gradient_T=gradient_T,
     ).cpu()
     clean_wrong = torch.tensor(accuracy_mask(model, images, labels, batch)).logical_not()
     high[~found] = math.inf
@@ -428,7 +458,7 @@ def min_pgd_epsilon(
         mid = (low[idx] + high[idx]) / 2
         fooled = pgd_fooled(
             model, images[idx], labels[idx], mid.to(images.device), steps=steps,
-            generator=_generator(seed, "min-eps", r + 1), batch=batch,
+            generator=_generator(seed, "min-eps", r + 1), batch=batch, gradient_T=gradient_T,
         ).cpu()
         high[idx] = torch.where(fooled, mid, high[idx])
         low[idx] = torch.where(fooled, low[idx], mid)
@@ -526,36 +556,74 @@ def _noise_and_occlusion(
     }
 
 
-def _attacks(model: nn.Module, attack: Split, settings: Settings, gradient: str) -> dict:
-    """FGSM and PGD curves and the smallest flipping radii on the ``attack`` images."""
+def _attack_curves(
+    model: nn.Module,
+    attack: Split,
+    settings: Settings,
+    pgd_eps: Sequence[float],
+    gradient_T: float | None,
+) -> dict[str, Any]:
+    """FGSM on all ``attack`` images and PGD at radii ``pgd_eps`` on them, gradient at
+    ``gradient_T``."""
     n, batch = len(attack), settings.batch_size
-    fgsm, zero_grad = fgsm_accuracy(model, attack.images, attack.labels, settings.fgsm_eps, batch)
+    fgsm, zero_grad = fgsm_accuracy(
+        model, attack.images, attack.labels, settings.fgsm_eps, batch, gradient_T
+    )
     pgd = []
-    for i, eps in enumerate(settings.pgd_eps):
+    for i, eps in enumerate(pgd_eps):
         fooled = pgd_fooled(
             model, attack.images, attack.labels, eps, steps=settings.pgd_steps,
-            generator=_generator(settings.seed, "pgd", i), batch=batch,
+            generator=_generator(settings.seed, "pgd", i), batch=batch, gradient_T=gradient_T,
         )
         pgd.append(1.0 - float(fooled.double().mean()))
+    return {
+        "fgsm": {"n": n, "eps": list(settings.fgsm_eps), "accuracy": fgsm,
+                 "zero_gradient_fraction": zero_grad},
+        "pgd": {"n": len(attack), "eps": list(pgd_eps), "steps": settings.pgd_steps,
+                "step_size": "2.5 eps / steps", "random_start": True, "accuracy": pgd},
+    }
+
+
+def _gradient_note(model: nn.Module, T: float) -> str:
+    return (
+        f"through the {model.engine!r} Euler integration (dt = {model.dt:g}) up to T = {T:g} "
+        f"({round(T / model.dt)} steps); fooled means misclassified at T_eval = {model.T_eval:g}"
+    )
+
+
+def _attacks(model: nn.Module, attack: Split, settings: Settings) -> dict[str, Any]:
+    """The attack curves and the smallest flipping radii on the ``attack`` images; for a
+    Wilson-Cowan network attacked through T_train, the check through T_eval."""
+    wc = _has_targets(model)
+    gradient_T = model.T_train if wc and settings.gradient == "train" else None
+    out = _attack_curves(model, attack, settings, settings.pgd_eps, gradient_T)
+    out["gradient"] = (
+        _gradient_note(model, gradient_T or model.T_eval) if wc else "through the network"
+    )
     radii = min_pgd_epsilon(
         model, attack.images, attack.labels, eps_max=settings.eps_max,
         rounds=settings.bisection_rounds, steps=settings.pgd_steps, seed=settings.seed,
-        batch=batch,
+        batch=settings.batch_size, gradient_T=gradient_T,
     )
-    return {
-        "gradient": gradient,
-        "fgsm": {"n": n, "eps": list(settings.fgsm_eps), "accuracy": fgsm,
-                 "zero_gradient_fraction": zero_grad},
-        "pgd": {"n": n, "eps": list(settings.pgd_eps), "steps": settings.pgd_steps,
-                "step_size": "2.5 eps / steps", "random_start": True, "accuracy": pgd},
-        "min_eps": {
-            "n": n,
-            "eps_max": settings.eps_max,
-            "rounds": settings.bisection_rounds,
-            "resolution": settings.eps_max / 2**settings.bisection_rounds,
-            "values": [None if math.isinf(v) else round(v, 6) for v in radii.tolist()],
-        },
+    out["min_eps"] = {
+        "n": len(attack),
+        "eps_max": settings.eps_max,
+        "rounds": settings.bisection_rounds,
+        "resolution": settings.eps_max / 2**settings.bisection_rounds,
+        "values": [None if math.isinf(v) else round(v, 6) for v in radii.tolist()],
     }
+    out["eval_gradient"] = None
+    if gradient_T is not None:
+        check = _attack_curves(model, attack, settings, (), None)
+        k = settings.eval_gradient_n
+        few = Split(attack.images[:k], attack.labels[:k])
+        check["pgd"] = _attack_curves(
+            model, few, dataclasses.replace(settings, fgsm_eps=()), settings.eval_gradient_pgd_eps,
+            None,
+        )["pgd"]
+        check["gradient"] = _gradient_note(model, model.T_eval)
+        out["eval_gradient"] = check
+    return out
 
 
 def evaluate_model(
@@ -566,16 +634,10 @@ def evaluate_model(
     n_attack = min(settings.n_attack, len(test))
     attack = Split(test.images[:n_attack], test.labels[:n_attack])
     wc = _has_targets(model)
-    gradient = (
-        f"through the {model.engine!r} Euler integration at T_eval = {model.T_eval:g} "
-        f"(dt = {model.dt:g}, {round(model.T_eval / model.dt)} steps), the evaluation itself"
-        if wc
-        else "through the network (logits)"
-    )
     out: dict[str, Any] = {"clean": {"n": len(test), "accuracy": accuracy(
         model, test.images, test.labels, settings.batch_size)}}
     out.update(_noise_and_occlusion(model, test, settings, config.side))
-    out.update(_attacks(model, attack, settings, gradient))
+    out.update(_attacks(model, attack, settings))
     out["horizon"] = (
         horizon_curve(model, test.images, test.labels, settings.horizons, settings.batch_size)
         if wc
