@@ -39,9 +39,9 @@ def _fit(model: torch.nn.Module, lr: float, steps: int) -> torch.nn.Module:
 def tiny_models() -> dict[str, torch.nn.Module]:
     """A tiny MLP and a tiny Wilson-Cowan network (N = 16, K = 2), trained on the two classes."""
     torch.manual_seed(0)
-    mlp = _fit(MLPClassifier(SIDE * SIDE, 2, hidden=16, seed=0), lr=0.05, steps=100)
+    mlp = _fit(MLPClassifier(SIDE * SIDE, 2, hidden=16, seed=0), lr=0.05, steps=40)
     wc = WilsonCowanClassifier(SIDE * SIDE, 2, T_train=1.0, T_eval=2.0, seed=0)
-    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=60)}
+    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=30)}
 
 
 @pytest.fixture(scope="module")
