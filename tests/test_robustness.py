@@ -161,3 +161,11 @@ def test_records_validate(synthetic_env, tmp_path, run_id):
     del broken["results"]["noise"]
     with pytest.raises(ValueError, match="noise: missing"):
         rb.validate_record(broken)
+    del broken["commit"]
+    with pytest.raises(ValueError, match="commit: missing"):
+        rb.validate_record(broken)
+
+
+def test_settings_refuse_an_unknown_gradient():
+    with pytest.raises(ValueError, match="gradient must be"):
+        rb.Settings(gradient="halfway")

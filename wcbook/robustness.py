@@ -106,10 +106,6 @@ class Settings:
     ``eval_gradient_n``) are also run with the gradient through T_eval, as a check.
     """
 
-    def __post_init__(self) -> None:
-        if self.gradient not in ("train", "eval"):
-            raise ValueError(f"gradient must be 'train' or 'eval', got {self.gradient!r}")
-
     seed: int = 0
     n_test: int | None = None
     n_attack: int = 1000
@@ -125,6 +121,10 @@ class Settings:
     eval_gradient_pgd_eps: tuple[float, ...] = (0.02, 0.05, 0.1)
     horizons: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 10.0, 20.0, 40.0)
     batch_size: int = 250
+
+    def __post_init__(self) -> None:
+        if self.gradient not in ("train", "eval"):
+            raise ValueError(f"gradient must be 'train' or 'eval', got {self.gradient!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable fields."""
@@ -450,11 +450,8 @@ def min_pgd_epsilon(
     ).cpu()
     clean_wrong = torch.tensor(accuracy_mask(model, images, labels, batch)).logical_not()
     high[~found] = math.inf
-    open_ = found & ~clean_wrong
-    for r in range(rounds):
-        idx = open_.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
+    idx = (found & ~clean_wrong).nonzero().squeeze(1)
+    for r in range(rounds if idx.numel() else 0):
         mid = (low[idx] + high[idx]) / 2
         fooled = pgd_fooled(
             model, images[idx], labels[idx], mid.to(images.device), steps=steps,
@@ -703,6 +700,11 @@ def evaluate_run(
     return record
 
 
+#: Provenance every record carries.
+_PROVENANCE = ("commit", "dirty", "device", "torch_threads", "torch_version", "started_utc",
+               "wall_time_s")
+
+
 def _fail(where: str, why: str) -> None:
     raise ValueError(f"invalid robustness record: {where}: {why}")
 
@@ -725,9 +727,12 @@ def _check_curve(record: Mapping[str, Any], name: str, levels: str) -> None:
 
 def validate_record(record: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first problem of a robustness record, if any."""
-    for key in ("schema", "run", "profile", "seed", "model", "results", "commit", "settings"):
+    for key in ("schema", "run", "profile", "seed", "model", "scale", "weights", "results",
+                "settings", "config", *_PROVENANCE):
         if key not in record:
             _fail(key, "missing")
+    if not isinstance(record["seed"], int) or not isinstance(record["wall_time_s"], (int, float)):
+        _fail("seed / wall_time_s", "must be an integer / a number")
     if record["schema"] != SCHEMA:
         _fail("schema", f"expected {SCHEMA!r}, got {record['schema']!r}")
     if not isinstance(record["results"], Mapping):
