@@ -19,8 +19,8 @@ case $stage in
     python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu.py tests/test_engine.py
     ;;
   bench)
-    python3 -m wcbook.bench --training mnist-scratch --profile paper --epochs 3 --out "$OUT"
-    python3 -m wcbook.bench --out "$OUT"
+    python3 -m wcbook bench --training mnist-scratch --profile paper --epochs 3 --out "$OUT"
+    python3 -m wcbook bench --out "$OUT"    # records in $OUT/benchmarks
     ;;
   train:*)
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 \
@@ -32,7 +32,7 @@ case $stage in
       left=$((deadline - SECONDS))
       [ "$left" -gt 30 ] || { echo "no time left for $id"; continue; }
       timeout --signal=INT "$left" python3 -m wcbook run "$id" --profile paper --seeds 1 \
-        --no-progress "$@" || echo "run $id stopped (exit $?); its checkpoint is kept"
+        --publish --no-progress "$@" || echo "run $id stopped (exit $?); its checkpoint is kept"
     done
     kill $sampler
     tar czf "$OUT/checkpoints-${SECONDS}.tgz" checkpoints 2>/dev/null

@@ -36,7 +36,7 @@
 # * **More processes**: `torchrun` spreads seeds over GPUs, or trains one run data-parallel (DDP);
 #   `wcbook.parallel` explains both.
 #
-# All of it is measured by `python -m wcbook.bench`, whose records this chapter reads.
+# All of it is measured by `python -m wcbook bench --publish`, whose records this chapter reads.
 
 # %%
 # %matplotlib inline
@@ -139,7 +139,7 @@ if gpu:
 # %% [markdown]
 # ## One training step, every implementation
 #
-# `python -m wcbook.bench` times one training step (build $A$, integrate, backpropagate, Adam) of
+# `python -m wcbook bench` times one training step (build $A$, integrate, backpropagate, Adam) of
 # each implementation on the same data, interleaved, and reports the median. `reference` is a
 # plain PyTorch module kept in the benchmark on purpose (explicit inverse, unfused operations,
 # autograd); the speed-up over it is the figure of merit. `gemm-floor` times only the matrix
@@ -211,9 +211,9 @@ for log in sorted((ROOT / "benchmarks" / "results").glob("*utilisation*.csv")):
 # ## Running it yourself
 #
 # ```bash
-# python -m wcbook.bench                  # full step benchmark on the device present
-# python -m wcbook.bench --quick          # the CI form
-# python -m wcbook.bench --training mnist-scratch --profile paper --epochs 3
+# python -m wcbook bench                  # full step benchmark on the device present
+# python -m wcbook bench --quick          # the CI form
+# python -m wcbook bench --training mnist-scratch --profile paper --epochs 3
 # python -m wcbook run mnist-scratch --profile paper --engine compiled
 # torchrun --nproc_per_node=gpu -m wcbook run mnist-scratch --profile paper --seeds 5
 # torchrun --nproc_per_node=2 -m wcbook run mnist-scratch --profile paper --data-parallel

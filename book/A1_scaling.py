@@ -187,7 +187,7 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # GPU. The $N = 196$ runs were begun on an H100 and, when its time ran out, resumed from their
 # checkpoints on a 2-core CPU (their sessions are listed above); the larger sizes cost 1.5 to 6
 # times as much per epoch and wait for a GPU. They are run with
-# `python -m wcbook.appendix scaling --profile paper`; this chapter then shows them beside the
+# `python -m wcbook appendix scaling --profile paper --publish`; this chapter then shows them beside the
 # paper's rows. The paper-profile records there are, and those still missing:
 
 # %%

@@ -25,7 +25,7 @@
 #
 # Each is an entry of the registry (`wcbook.experiments`) that switches one keyword-only option of
 # the model (`model_options`); with no option set the model is the paper's. The records below were
-# made with `python -m wcbook.appendix ablations --profile smoke` (14x14 images, 4000 training
+# made with `python -m wcbook appendix ablations --profile smoke --publish` (14x14 images, 4000 training
 # images, 50 epochs; the unstable ablation for seeds 0-2) and again with `--profile midscale`
 # (14x14, all 60000 training images, 20 epochs: six times the Adam steps, on a 2-core CPU; the
 # code default for seeds 0 and 1, whose difference is the seed spread). Neither is the paper's
@@ -225,7 +225,7 @@ print("the default above 0.9 at midscale:", default["metrics"]["test_accuracy"] 
 #
 # `wcbook.experiments.VARIANTS` names each place where the text and the code disagree; every
 # variant of `mnist-scratch` was trained under the smoke profile
-# (`python -m wcbook.appendix variants --profile smoke`, records
+# (`python -m wcbook appendix variants --profile smoke --publish`, records
 # `results/mnist-scratch+<variant>/smoke/`) and, except `text-epochs`, under `midscale`. Neither
 # can reproduce the paper's 98.13%, so the tables compare each variant with the code-default run of
 # the same profile (`wcbook.appendix.variant_table`), and list the paper-profile record where one

@@ -196,7 +196,7 @@ print("large perturbations (0.3) mostly do not:", certificate.basins[-1].returne
 #
 # ## Certificates of the stored models
 #
-# `python -m wcbook.appendix certificates --profile smoke` certifies the trained checkpoints of the
+# `python -m wcbook certify --profile smoke --publish` certifies the trained checkpoints of the
 # smoke runs (from scratch and the ablations) with 500 test images each, and writes
 # `certificates/<run>/<profile>/seed0.json`; `--profile smoke-encoded` does the same for the CNN +
 # Wilson-Cowan models of {doc}`07_encoders`, whose initial states are the head's outputs $z$ of the

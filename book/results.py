@@ -15,7 +15,7 @@
 # # Results
 #
 # Every results record committed under `results/<experiment>/<profile>/seed<k>.json`, gathered into
-# one table beside the paper's numbers. Each record is written by `python -m wcbook run ...` and says
+# one table beside the paper's numbers. Each is written by `python -m wcbook run ... --publish` and says
 # how it was made; nothing here is typed in. Rows are grouped by experiment, variant and profile, with
 # the mean over seeds and the standard deviation of the mean (as the paper reports it).
 #

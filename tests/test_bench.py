@@ -64,7 +64,9 @@ def test_every_implementation_is_timed(record):
             assert (row["memory_bytes"] is None) == (name == "gemm-floor")
         assert impls["reference"]["speedup_vs_reference"] == 1.0
     deviation = record["main"][0]["bf16_deviation"]
-    assert 0 < deviation["max_abs_dx"] < 0.1
+    # x lies in [0, 1]: within two bfloat16 rounding steps (measured 2.8e-3); y does not see the
+    # coupling's products (w_IE = 0), so bfloat16 leaves it exactly unchanged
+    assert 0 < deviation["max_abs_dx"] < 2**-7 and deviation["max_abs_dy"] == 0.0
     assert deviation["fp32_vs_fp64_max_abs_dx"] < 1e-5
 
 
@@ -105,7 +107,7 @@ def test_command_line(monkeypatch, tmp_path, capsys):
     assert bench.main(["--quick", "--no-bf16", "--repeats", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "vs ref" in out
-    (path,) = tmp_path.glob("*.json")
+    (path,) = (tmp_path / "benchmarks").glob("*.json")
     saved = json.loads(path.read_text())
     assert saved["settings"]["repeats"] == 1 and saved["settings"]["bf16"] is False
     assert "engine-bf16" not in saved["main"][0]["implementations"]

@@ -114,7 +114,10 @@ def test_cifar_limit_decodes_only_what_is_asked(cifar_root, monkeypatch):
 def test_cifar_resize_and_range(cifar_root):
     images, _ = load_color_images("cifar10", "train", cifar_root, size=5, limit=4)
     assert images.shape == (4, 3, 5, 5)
-    assert images.min() >= 0 and images.max() <= 1
+    # every image is one colour, which resizing keeps exactly
+    for i in range(4):
+        colour = torch.tensor(_colour(i % 10, i // 10), dtype=torch.float32) / 255
+        assert torch.equal(images[i], colour[:, None, None].expand(3, 5, 5))
 
 
 def test_fresh_tensors_every_call(cifar_root):
@@ -273,7 +276,8 @@ def test_real_cifar10_first_images():
     images, labels = load_color_images("cifar10", "test", root, limit=40)
     assert images.shape == (40, 3, 32, 32)
     assert labels.tolist() == [i % 10 for i in range(40)]
-    assert 0.2 < float(images.mean()) < 0.8
+    # the mean of these 40 JPEG-decoded images (measured 0.47346; decoders differ in rounding)
+    assert float(images.double().mean()) == pytest.approx(0.47346, abs=1e-3)
 
 
 def test_real_flowers_split_counts():

@@ -260,11 +260,12 @@ def test_resize(root, size):
     x, y = load_images("mnist", "test", root, size=size)
     assert x.shape == (10000, size, size)
     assert x.dtype == torch.float32
-    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    # the background stays 0 and the strokes' cores stay at full brightness
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
     assert y.shape == (10000,)
     x28, _ = load_images("mnist", "test", root)
-    # resizing preserves the overall brightness approximately
-    assert float(x.mean()) == pytest.approx(float(x28.mean()), rel=0.05)
+    # antialiased bilinear resizing keeps the mean brightness (measured: within 5e-4 relative)
+    assert float(x.double().mean()) == pytest.approx(float(x28.double().mean()), rel=1e-3)
 
 
 def test_cache_cannot_be_corrupted(root):

@@ -58,7 +58,7 @@ def test_stage1_is_the_head_output_without_dynamics():
     assert torch.allclose(loss, ((z - model.targets[labels]) ** 2).mean())
     assert model.penalty().item() == 0
     (loss + model.penalty()).backward()
-    assert model.encoder.body[0].weight.grad is not None
+    assert model.encoder.body[0].weight.grad.abs().sum() > 0  # the encoder trains in stage 1
     assert all(p.grad is None for p in model.wc.parameters())  # the dynamics do not train
     assert {id(p) for p in model.stage_parameters()} == {
         id(p) for p in [*model.encoder.parameters(), *model.head.parameters()]

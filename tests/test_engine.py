@@ -175,7 +175,7 @@ def test_compiled_kernels_match_float64():
     [
         (lambda a: {**a, "y0": a["y0"][:, :-1]}, "same shape|shape"),
         (lambda a: {**a, "A": a["A"][:-1]}, "A must have shape"),
-        (lambda a: {**a, "gamma": torch.ones(2, dtype=torch.float64)}, "scalar"),
+        (lambda a: {**a, "gamma": torch.ones(2, dtype=torch.float64)}, "one per member"),
         (lambda a: {**a, "A": a["A"].float()}, "dtype"),
     ],
 )
@@ -232,3 +232,57 @@ def test_bad_checkpoint_interval_is_refused():
     x0, y0, A, gamma, Gamma = problem()
     with pytest.raises(ValueError, match="checkpoint_every"):
         integrate_fast(x0, y0, A, gamma, Gamma, P, 1.0, 0.1, checkpoint_every=0)
+
+
+def members(count=3, **kw):
+    """``count`` problems of the same shape (seeds 0, 1, ...) stacked on a member axis."""
+    parts = [problem(seed=k, **kw) for k in range(count)]
+    x0, y0, A, gamma = (torch.stack([p[i] for p in parts]) for i in range(4))
+    return parts, (x0, y0, A, gamma, parts[0][4])
+
+
+@pytest.mark.parametrize("every", [None, 7])
+def test_member_axis_equals_each_member_float64(every):
+    parts, (x0, y0, A, gamma, Gamma) = members()
+    g = torch.Generator().manual_seed(5)
+    wx = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    wy = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+
+    def run(*a):
+        return integrate_fast(*a, checkpoint_every=every)
+
+    stacked = grads(run, (x0, y0, A, gamma, Gamma, P, 2.5, 0.1), wx, wy)
+    outputs = run(x0, y0, A, gamma, Gamma, P, 2.5, 0.1)
+    for k, part in enumerate(parts):
+        single = grads(run, (*part, P, 2.5, 0.1), wx[k], wy[k])
+        for s, m in zip(single, stacked):
+            assert torch.allclose(m[k], s, rtol=1e-12, atol=1e-14)
+        for s, m in zip(run(*part, P, 2.5, 0.1), outputs):
+            assert torch.allclose(m[k], s, rtol=0, atol=1e-14)
+
+
+def test_vmap_runs_the_member_axis():
+    """Under torch.func.vmap the integration batches over the members and differentiates."""
+    parts, (x0, y0, A, gamma, Gamma) = members()
+    leaves = [t.clone().requires_grad_() for t in (A, gamma)]
+
+    def one(x, y, a, g):
+        return integrate_fast(x, y, a, g, Gamma, P, 2.5, 0.1)[0]
+
+    out = torch.func.vmap(one)(x0, y0, *leaves)
+    out.square().sum().backward()
+    for k, part in enumerate(parts):
+        single = [t.clone().requires_grad_() for t in part[2:4]]
+        x = integrate_fast(part[0], part[1], *single, Gamma, P, 2.5, 0.1)[0]
+        x.square().sum().backward()
+        assert torch.allclose(out[k], x, rtol=0, atol=1e-14)
+        assert torch.allclose(leaves[0].grad[k], single[0].grad, rtol=1e-12, atol=1e-14)
+        assert torch.allclose(leaves[1].grad[k], single[1].grad, rtol=1e-12, atol=1e-14)
+
+
+def test_member_axis_shapes_are_checked():
+    _, (x0, y0, A, gamma, Gamma) = members()
+    with pytest.raises(ValueError, match="one per member"):
+        integrate_fast(x0, y0, A, gamma[0], Gamma, P, 1.0, 0.1)
+    with pytest.raises(ValueError, match="A must have shape"):
+        integrate_fast(x0, y0, A[0], gamma, Gamma, P, 1.0, 0.1)

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 from wcbook.data import DATA_ENV, DataRootError  # noqa: E402
 from wcbook.experiments import Profile, get_experiment, resolve  # noqa: E402
 from wcbook.text import HEADS, IMDB_ARCHIVE, TextClassifier, load_imdb, tokenize  # noqa: E402
-from wcbook import training  # noqa: E402
+from wcbook.training import loop  # noqa: E402
 from wcbook.training import train  # noqa: E402
 
 WORDS = ["good", "great", "fine", "love", "bad", "awful", "poor", "hate", "movie", "plot"]
@@ -96,7 +96,10 @@ def test_each_head_trains_and_classifies(head, tiny_encoder, imdb_root):
     loss = model.loss(output, labels)
     loss.backward()
     assert torch.isfinite(loss)
-    assert set(model.classify(output.detach()).tolist()) <= {0, 1}
+    # finite outputs: class 1 exactly where the positive class is the more probable
+    detached = output.detach()
+    expected = (model.positive_probability(detached) > 0.5).long()
+    assert torch.equal(model.classify(detached), expected)
     trained = {n for n, p in model.named_parameters() if p.grad is not None}
     assert ("dynamics.network.gamma" in trained) == (head == "wc")
     assert hasattr(model, "engine") == (head == "wc")
@@ -131,7 +134,9 @@ def test_a_bfloat16_encoder_feeds_a_float32_head(tiny_encoder):
     )
     h_full, h_mixed = full.features(ids), mixed.features(ids)
     assert h_mixed.dtype == torch.float32 and mixed(ids).dtype == torch.float32
-    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=0.05)
+    # within one bfloat16 rounding step (2^-8) of values of size 1: the worst of 200 random
+    # inputs measured 4.5e-4 with |h| <= 0.55
+    assert not torch.equal(h_full, h_mixed) and torch.allclose(h_full, h_mixed, atol=2**-8, rtol=0)
     config = get_experiment("imdb-wc", "batch-32-bf16")
     assert config.batch_size == 32 and config.text_option("encoder_precision") == "bfloat16"
 
@@ -164,7 +169,7 @@ def test_text_training_resumes_with_its_schedule(tmp_path, tiny_encoder, imdb_ro
         )
 
     straight = run(tmp_path / "a", TINY)
-    real_epoch, calls = training._train_epoch, []
+    real_epoch, calls = loop._train_epoch, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -172,17 +177,17 @@ def test_text_training_resumes_with_its_schedule(tmp_path, tiny_encoder, imdb_ro
             raise KeyboardInterrupt  # stopped during the second epoch
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    monkeypatch.setattr(loop, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", TINY)
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    monkeypatch.setattr(loop, "_train_epoch", real_epoch)
     resumed = run(tmp_path / "b", TINY)
     assert resumed["history"]["loss"] == straight["history"]["loss"]
     a, b = (
         torch.load(folder / "imdb-wc" / "tiny-text" / "seed0.pt", weights_only=True)
         for folder in (tmp_path / "a", tmp_path / "b")
     )
-    assert a["history"]["loss"] == b["history"]["loss"]
+    assert a["histories"][0]["loss"] == b["histories"][0]["loss"]
     assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
     assert straight["attractors"]["n"] == 8
     assert set(straight["attractors"]) >= {"initial_median", "final_median", "target_separation"}

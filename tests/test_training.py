@@ -258,12 +258,12 @@ def test_a_run_begun_on_a_gpu_resumes_on_the_cpu_and_records_both_sessions(
     config = get_experiment("mnist-scratch")
     path = checkpoint_path(config, TINY, 0, tmp_path / "run" / "checkpoints")
     state = torch.load(path, weights_only=True)
-    # What a GPU session leaves: a capturable Adam and a CUDA environment, written before
-    # checkpoints kept their sessions.
+    # What a GPU session leaves: a capturable Adam and a CUDA environment.
     for group in state["optimizer"]["param_groups"]:
         group["capturable"] = True
-    state["environment"] = {**state["environment"], "device": "A GPU", "device_type": "cuda"}
-    del state["sessions"]
+    gpu = {"device": "A GPU", "device_type": "cuda"}
+    state["environment"] = {**state["environment"], **gpu}
+    state["sessions"] = [{**entry, **gpu} for entry in state["sessions"]]
     torch.save(state, path)
     record = _run(tmp_path)
     first, second = record["sessions"]
@@ -327,7 +327,12 @@ def test_divergence_raises_a_clear_error(tmp_path, synthetic_env, monkeypatch):
     with pytest.raises(DivergenceError, match="epoch 1, step 2.*learning rate") as info:
         _run(tmp_path)
     assert (info.value.epoch, info.value.step) == (1, 2)
-    assert not (tmp_path / "run" / "results").exists()
+    record = json.loads(
+        (tmp_path / "run" / "results" / "mnist-scratch" / "tiny" / "seed0.json").read_text()
+    )
+    assert record["status"] == "diverged" and record["metrics"] == {}
+    assert record["diverged_at"] == {"epoch": 1, "step": 2}
+    assert record["history"]["loss"] == [] and str(info.value) == record["message"]
 
 
 def test_gamma_leaving_its_range_raises(tmp_path, synthetic_env, monkeypatch):

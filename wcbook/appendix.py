@@ -8,18 +8,21 @@ the ablations ``ablation-unstable``, ``ablation-learned-planted``, ``ablation-no
 An ablation may make training diverge; that is an outcome to record, not a crash.
 :func:`train_outcome` calls :func:`wcbook.training.train` and, on a
 :class:`~wcbook.training.DivergenceError`, writes a record with ``status: "diverged"``, where it
-happened and the history of the epochs that did finish (read from the last good checkpoint).
+happened and the history of the epochs that did finish.
 
 :func:`certificate_record` runs :func:`wcbook.certificate.certify` on a trained checkpoint and
 writes ``certificates/<run>/<profile>/seed<k>.json`` (beside ``results/``, which holds training
 records only).
 
-Command line (sequential, one run after the other)::
+Command line (sequential, one run after the other; ``python -m wcbook.appendix`` is an alias)::
 
-    python -m wcbook.appendix ablations --profile smoke
-    python -m wcbook.appendix variants --profile smoke
-    python -m wcbook.appendix scaling --profile smoke-scaling
-    python -m wcbook.appendix certificates --profile smoke
+    python -m wcbook appendix ablations --profile smoke
+    python -m wcbook appendix variants --profile smoke
+    python -m wcbook appendix scaling --profile smoke-scaling
+    python -m wcbook certify --profile smoke      # or: python -m wcbook appendix certificates
+
+They write into the working folder (``--out DIR``, see :mod:`wcbook.folders`), or with
+``--publish`` into the committed ``results/`` and ``certificates/``.
 
 :func:`ablation_table` and :func:`variant_table` set the records of one profile beside the code
 default's and the paper's numbers.
@@ -32,10 +35,8 @@ import dataclasses
 import json
 import os
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -51,17 +52,13 @@ from .experiments import (
     resolve,
     run_name,
 )
+from .folders import add_output_arguments, folders_from_args
 from .training import (
-    DivergenceError,
     checkpoint_path,
-    device_name,
     git_commit,
     load_data,
     load_trained,
-    record_header,
-    results_path,
-    select_device,
-    train,
+    train_ensemble,
 )
 
 __all__ = [
@@ -70,11 +67,14 @@ __all__ = [
     "VARIANT_RUNS",
     "CERTIFIED_RUNS",
     "train_outcome",
-    "divergence_record",
     "certificate_record",
     "run_records",
     "ablation_table",
     "variant_table",
+    "add_arguments",
+    "run",
+    "add_certify_arguments",
+    "run_certify",
     "main",
 ]
 
@@ -112,94 +112,22 @@ def train_outcome(
 ) -> dict[str, Any]:
     """:func:`~wcbook.training.train`, with divergence recorded instead of raised.
 
-    A finished run returns the training record with ``status: "finished"`` added (the file on
-    disk is the one :func:`train` wrote). A diverged run writes and returns a record with
+    A finished run returns its record with ``status: "finished"`` added (the file on disk is the
+    one training wrote). A diverged run returns the record training wrote for it, with
     ``status: "diverged"``, ``diverged_at`` (1-based epoch and step, the step None when the
     parameters rather than the loss went bad), the error message, empty ``metrics`` and the
     history of the epochs before the divergence.
     """
-    profile = get_profile(profile)
-    config = resolve(get_experiment(config) if isinstance(config, str) else config, profile)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tick = time.perf_counter()
-    try:
-        record = train(
-            config,
-            profile,
-            seed,
-            results_dir=results_dir,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            device=device,
-        )
-    except DivergenceError as exc:
-        return divergence_record(
-            config,
-            profile,
-            seed,
-            exc,
-            results_dir=results_dir,
-            checkpoint_dir=checkpoint_dir,
-            device=device,
-            started=started,
-            wall_seconds=time.perf_counter() - tick,
-        )
-    return {**record, "status": "finished"}
-
-
-def divergence_record(
-    config: ExperimentConfig,
-    profile: Profile,
-    seed: int,
-    error: DivergenceError,
-    *,
-    results_dir: str | os.PathLike = "results",
-    checkpoint_dir: str | os.PathLike = "checkpoints",
-    device: str | torch.device = "auto",
-    started: str | None = None,
-    wall_seconds: float | None = None,
-) -> dict[str, Any]:
-    """Write and return the results record of a run that raised ``error`` (``config`` resolved
-    under ``profile``): ``status: "diverged"``, where, the message, empty metrics and the history
-    of the epochs its checkpoint kept."""
-    record = _diverged_record(config, profile, seed, error, checkpoint_dir, device)
-    record["started_utc"] = record.get("started_utc") or started
-    record["wall_time_s"] = None if wall_seconds is None else round(wall_seconds, 3)
-    path = results_path(config, profile, seed, results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
-    return record
-
-
-def _diverged_record(
-    config: ExperimentConfig,
-    profile: Profile,
-    seed: int,
-    error: DivergenceError,
-    checkpoint_dir: str | os.PathLike,
-    device: str | torch.device,
-) -> dict[str, Any]:
-    ckpt = checkpoint_path(config, profile, seed, checkpoint_dir)
-    history: dict[str, list] = {}
-    seconds: list[float] = []
-    dev = select_device(device)
-    environment: dict[str, Any] = {"device": device_name(dev), "device_type": dev.type}
-    started = None
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        history = {k: v for k, v in state["history"].items() if k != "seconds"}
-        seconds = state["history"]["seconds"]
-        environment, started = state["environment"], state["started_utc"]
-    return {
-        **record_header(config, profile, seed, environment),
-        "status": "diverged",
-        "diverged_at": {"epoch": error.epoch, "step": error.step},
-        "message": str(error),
-        "metrics": {},
-        "started_utc": started,
-        "seconds_per_epoch": round(sum(seconds) / len(seconds), 4) if seconds else None,
-        "history": history,
-    }
+    record = train_ensemble(
+        config,
+        profile,
+        [seed],
+        results_dir=results_dir,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        device=device,
+    )[0]
+    return {**record, "status": record.get("status", "finished")}
 
 
 def certificate_record(
@@ -356,6 +284,10 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
     return "\n".join(lines)
 
 
+#: The groups of training records :func:`run` makes (``certificates`` is :func:`run_certify`).
+GROUPS = ("ablations", "variants", "scaling")
+
+
 def _runs(group: str) -> list[tuple[str, str | None]]:
     if group == "ablations":
         return [(i, None) for i in ABLATION_IDS]
@@ -366,34 +298,79 @@ def _runs(group: str) -> list[tuple[str, str | None]]:
     raise ValueError(f"unknown group {group!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every record of a group for one seed, one after the other; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m wcbook.appendix", description=__doc__.split("\n")[0])
-    parser.add_argument("group", choices=("ablations", "variants", "scaling", "certificates"))
-    parser.add_argument("--profile", default="smoke")
-    parser.add_argument("--seed", type=int, default=0)
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options that ``appendix`` and ``certify`` share."""
+    parser.add_argument("--profile", default="smoke", help="profile (default smoke)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    add_output_arguments(parser)
+    parser.add_argument(
+        "--results-dir", default=None, help="records here instead (default <out>/results)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoints here instead (default <out>/checkpoints)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook appendix``."""
+    parser.add_argument("group", choices=(*GROUPS, "certificates"), help="the records to make")
+    _add_run_options(parser)
     parser.add_argument("--only", nargs="*", default=None, help="experiment ids or variant names")
-    parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--checkpoint-dir", default="checkpoints")
-    args = parser.parse_args(argv)
+
+
+def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook certify``."""
+    _add_run_options(parser)
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help=f"experiment ids (default every certified run: "
+        f"{', '.join(e for e, _ in CERTIFIED_RUNS)})",
+    )
+
+
+def _folders(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(results, checkpoints, certificates) chosen by the options; explicit folders win."""
+    folders = folders_from_args(args)
+    return (
+        Path(args.results_dir) if args.results_dir else folders.results,
+        Path(args.checkpoint_dir) if args.checkpoint_dir else folders.checkpoints,
+        folders.certificates,
+    )
+
+
+def run_certify(args: argparse.Namespace) -> int:
+    """Certify the trained checkpoint of every certified run (seed ``args.seed``); exit code."""
+    _, checkpoint_dir, certificate_dir = _folders(args)
+    for experiment, variant in CERTIFIED_RUNS:
+        if args.only and experiment not in args.only:
+            continue
+        config = resolve(get_experiment(experiment, variant), args.profile)
+        profile = get_profile(args.profile)
+        if not checkpoint_path(config, profile, args.seed, checkpoint_dir).exists():
+            print(f"{experiment} {args.profile}: no checkpoint in {checkpoint_dir}, skipped")
+            continue
+        record = certificate_record(
+            experiment,
+            args.profile,
+            args.seed,
+            variant=variant,
+            certificate_dir=certificate_dir,
+            checkpoint_dir=checkpoint_dir,
+        )
+        print(f"{experiment} {args.profile} (epoch {record['checkpoint_epoch']}):")
+        print(record["summary"], flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every record of a group for one seed, one after the other; returns the exit code."""
     if args.group == "certificates":
-        for experiment, variant in CERTIFIED_RUNS:
-            if args.only and experiment not in args.only:
-                continue
-            config = resolve(get_experiment(experiment, variant), args.profile)
-            if not checkpoint_path(config, get_profile(args.profile), args.seed, args.checkpoint_dir).exists():
-                print(f"{experiment} {args.profile}: no checkpoint (no epoch finished), skipped")
-                continue
-            record = certificate_record(
-                experiment,
-                args.profile,
-                args.seed,
-                variant=variant,
-                checkpoint_dir=args.checkpoint_dir,
-            )
-            print(f"{experiment} {args.profile} (epoch {record['checkpoint_epoch']}):")
-            print(record["summary"], flush=True)
-        return 0
+        return run_certify(args)
+    results_dir, checkpoint_dir, _ = _folders(args)
     for experiment, variant in _runs(args.group):
         if args.only and experiment not in args.only and variant not in args.only:
             continue
@@ -401,19 +378,27 @@ def main(argv: list[str] | None = None) -> int:
             get_experiment(experiment, variant),
             args.profile,
             args.seed,
-            results_dir=args.results_dir,
-            checkpoint_dir=args.checkpoint_dir,
+            results_dir=results_dir,
+            checkpoint_dir=checkpoint_dir,
         )
         name = experiment if variant is None else f"{experiment}+{variant}"
         metrics = record["metrics"]
+        per_epoch = record.get("seconds_per_epoch")
         print(
             f"{name} {args.profile}: {record['status']}"
             + (f", test accuracy {metrics['test_accuracy']:.4f}" if metrics else "")
             + (f", gamma {metrics['gamma']:.3f}" if "gamma" in metrics else "")
-            + (f", {record['seconds_per_epoch']:.2f} s/epoch" if record.get("seconds_per_epoch") else ""),
+            + (f", {per_epoch:.2f} s/epoch" if per_epoch else ""),
             flush=True,
         )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wcbook.appendix ...``: an alias of ``python -m wcbook appendix ...``."""
+    from .cli import main as cli_main
+
+    return cli_main(["appendix", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Benchmark of one training step: a plain reference, the project's autograd path, the engine.
 
-Run ``python -m wcbook.bench`` (full form) or ``python -m wcbook.bench --quick`` (CI, small sizes).
+Run ``python -m wcbook bench`` (full form) or ``python -m wcbook bench --quick`` (CI, small sizes);
+``python -m wcbook.bench`` is an alias.
 
 What is timed is one full training step of the classifier workload: A is built from its spectral
 parameters, x(0) = y(0) = images are integrated for n Euler steps, the MSE to the class targets is
@@ -41,9 +42,11 @@ held for the backward pass (the distinct storages packed by autograd's saved-ten
 step, parameters included), which is what separates the implementations; the process-wide
 ``resource.getrusage`` maximum RSS at the end of the run is recorded too, for the run as a whole.
 
-The record goes to ``benchmarks/results/<device-slug>-<UTC timestamp>.json`` (written atomically).
+The record goes to ``<out>/benchmarks/<device-slug>-<UTC timestamp>.json`` in the working folder
+(:mod:`wcbook.folders`), or with ``--publish`` to the committed ``benchmarks/results/`` (written
+atomically).
 
-``python -m wcbook.bench --training <experiment> [--profile P --epochs E]`` instead compares the
+``python -m wcbook bench --training <experiment> [--profile P --epochs E]`` instead compares the
 execution paths of the real training loop (:func:`compare_training`): the same experiment, seed and
 data trained for a few epochs with the autograd path, the engine, and on a GPU the engine with its
 CUDA-graph step (and the compiled engine). Its record (``...-training-<timestamp>.json``) holds
@@ -78,6 +81,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 from .engine import integrate_fast
 from .experiments import get_experiment, get_profile
+from .folders import add_output_arguments, folders_from_args
 from .models import WilsonCowanNetwork
 from .params import WCParams
 from .training import device_name, git_commit, select_device, train
@@ -95,6 +99,8 @@ __all__ = [
     "rounding_divergence",
     "plot_scaling",
     "load_bench_records",
+    "add_arguments",
+    "run",
     "main",
 ]
 
@@ -612,7 +618,7 @@ def compare_training(
                         "seed": seed,
                         "loss": record["history"]["loss"],
                         "test_accuracy": record["metrics"]["test_accuracy"],
-                        "seconds_per_epoch": state["history"]["seconds"],
+                        "seconds_per_epoch": state["histories"][0]["seconds"],
                     }
                 )
                 if log:
@@ -814,11 +820,8 @@ def format_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: run, print the table, write the record."""
-    parser = argparse.ArgumentParser(
-        prog="python -m wcbook.bench", description=(__doc__ or "").split("\n")[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m wcbook bench``."""
     parser.add_argument("--quick", action="store_true", help="CI form: small sizes, few repeats")
     parser.add_argument("--repeats", type=int, help="timed repetitions per implementation")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
@@ -835,7 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="also time the engine with torch.compile'd element-wise steps (default: full form)",
     )
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the JSON record")
+    add_output_arguments(parser)
     parser.add_argument(
         "--training",
         metavar="EXPERIMENT",
@@ -846,7 +849,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--epochs", type=int, help="epochs for --training (default: the profile's)"
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..n-1 for --training")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table, write the record (``<out>/benchmarks/``, or with
+    ``--publish`` ``benchmarks/results/``); returns the exit code."""
+    out = folders_from_args(args).benchmarks
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.training:
@@ -858,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device or "auto",
             compiled=args.compiled is not False,
         )
-        path = write_record(record, args.out, kind="training")
+        path = write_record(record, out, kind="training")
         print(format_training(record))
         print(f"record: {path}")
         return 0
@@ -872,10 +880,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         changes["compiled"] = args.compiled
     settings = dataclasses.replace(settings, **changes)
     record = run_benchmark(settings, device=args.device)
-    path = write_record(record, args.out)
+    path = write_record(record, out)
     print(format_table(record))
     print(f"record: {path}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wcbook.bench ...``: an alias of ``python -m wcbook bench ...``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -110,20 +110,40 @@ def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def _product(a: torch.Tensor, b: torch.Tensor, b_low: torch.Tensor | None) -> torch.Tensor:
-    """a b; with ``b_low`` (b cast down) the product runs in that dtype, the result in a's."""
+    """a b (one product per member when they carry a member axis); with ``b_low`` (b cast down)
+    the product runs in that dtype, the result in a's."""
+    mm = torch.mm if a.dim() == 2 else torch.bmm
     if b_low is None:
-        return torch.mm(a, b)
-    return torch.mm(a.to(b_low.dtype), b_low).to(a.dtype)
+        return mm(a, b)
+    return mm(a.to(b_low.dtype), b_low).to(a.dtype)
 
 
 def _product_into(
     out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, b_low: torch.Tensor | None, scale: float
 ) -> None:
-    """out <- scale (out + a b), as one fused GEMM unless the product runs in ``b_low``'s dtype."""
-    if b_low is None:
+    """out <- scale (out + a b), as one fused GEMM (batched over members when ``a`` has a member
+    axis) unless the product runs in ``b_low``'s dtype."""
+    if b_low is not None:
+        out.add_(_product(a, b, b_low)).mul_(scale)
+    elif a.dim() == 2:
         out.addmm_(a, b, beta=scale, alpha=scale)
     else:
-        out.add_(torch.mm(a.to(b_low.dtype), b_low)).mul_(scale)
+        out.baddbmm_(a, b, beta=scale, alpha=scale)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """<a, b> over everything but the member axis: a 0-d tensor for (batch, N) states, one
+    number per member for (members, batch, N)."""
+    if a.dim() == 2:
+        return torch.dot(a.reshape(-1), b.reshape(-1))
+    members = a.shape[0]
+    return torch.bmm(a.reshape(members, 1, -1), b.reshape(members, -1, 1)).view(members)
+
+
+def _step_ratio(gamma: torch.Tensor, c: "StepConstants", state: torch.Tensor) -> torch.Tensor:
+    """h / gamma, shaped to multiply states: 0-d, or (members, 1, 1) with a member axis."""
+    hg = gamma.reciprocal().mul_(c.h)
+    return hg if state.dim() == 2 else hg.view(-1, 1, 1)
 
 
 def _inhibitory_tanh(c: StepConstants, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -241,8 +261,8 @@ def _compiled(name: str) -> Callable[..., Any]:
 
 def _coupling_operator(A: torch.Tensor, c: StepConstants) -> torch.Tensor:
     """M^T = Gamma A^T + w_EE I, the matrix every step multiplies the state with."""
-    Mt = A.t().mul(c.Gamma)
-    Mt.diagonal().add_(c.w_EE)
+    Mt = A.transpose(-2, -1).mul(c.Gamma)
+    Mt.diagonal(dim1=-2, dim2=-1).add_(c.w_EE)
     return Mt
 
 
@@ -305,8 +325,7 @@ def _adjoint(
     ``need_first`` False skips the product e_0 M (no gradient needed before the first step)."""
     for k in reversed(range(len(ys))):
         if dgamma is not None:
-            flat = v.view(-1)
-            dgamma += torch.dot(flat, ys[k].view(-1)) - torch.dot(flat, y_next.view(-1))
+            dgamma += _dot(v, ys[k]) - _dot(v, y_next)
         e_out = None if E is None else E[k]
         if fused:
             e, u_n, v = _compiled("backward")(c, u, v, X[k], ys[k], ts[k], hg)
@@ -327,11 +346,17 @@ class _EulerAdjoint(torch.autograd.Function):
     ``segment``-th step; the backward pass recomputes each segment's trajectory from its first
     state, last segment first, and runs the adjoint through it: one extra forward pass buys memory
     O(segment + steps / segment) states instead of O(steps).
+
+    The states may carry a leading member axis (an ensemble: x0, y0 (S, batch, N), A (S, N, N),
+    gamma (S,)); every product is then one batched product over the members. Under
+    :func:`torch.func.vmap` (how :class:`wcbook.ensemble.Ensemble` runs a model per member) the
+    :meth:`vmap` rule moves the mapped axis to the front and runs that batched integration.
+    The forward pass returns what the adjoint needs after x(T) and y(T), marked
+    non-differentiable, because :meth:`setup_context` sees only inputs and outputs.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any,
         x0: torch.Tensor,
         y0: torch.Tensor,
         A: torch.Tensor,
@@ -342,49 +367,59 @@ class _EulerAdjoint(torch.autograd.Function):
         fused: bool,
         store: bool,
         segment: int | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         # The trajectory is kept only when a backward pass may need it (``store``: grad mode on
         # and an input requiring grad), so that long inference horizons stay O(batch N) in memory.
-        hg = gamma.reciprocal().mul_(c.h)
+        hg = _step_ratio(gamma, c, x0)
         Mt = _coupling_operator(A, c)
         Mt_low = None if low is None else Mt.to(low)
-        ctx.c, ctx.steps, ctx.low, ctx.fused = c, steps, low, fused
-        if not store or segment is None or segment >= steps:
+        if _segments(store, segment, steps) is None:
             x, y, X, ys, ts = _integrate(c, x0, y0, Mt, Mt_low, hg, steps, fused, store)
-            ctx.segments = None
-            if store:
-                ctx.save_for_backward(Mt, gamma, y, X, *ys, *ts)
+            # ys[0] is y0 (an input, saved as such in setup_context)
+            kept = (Mt, X, *ys[1:], *ts) if store else ()
         else:
-            ctx.segments = [(s, min(segment, steps - s)) for s in range(0, steps, segment)]
             firsts: list[torch.Tensor] = []
             x, y = x0, y0
-            for _, length in ctx.segments:
+            for _, length in _segments(store, segment, steps):
                 firsts += [x, y]
                 x, y, *_ = _integrate(c, x, y, Mt, Mt_low, hg, length, fused, False)
-            ctx.save_for_backward(Mt, gamma, y, *firsts)
+            kept = (Mt, *firsts[2:])  # firsts[:2] are x0, y0
         # Fresh outputs: x0, y0 (0 steps) or saved tensors must not be returned as such.
-        return x.clone(), y.clone()
+        return (x.clone(), y.clone(), *kept)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        x0, y0, _, gamma, c, steps, low, fused, store, segment = inputs
+        ctx.c, ctx.steps, ctx.low, ctx.fused = c, steps, low, fused
+        ctx.segments = _segments(store, segment, steps)
+        kept = output[2:]
+        ctx.mark_non_differentiable(*kept)
+        ctx.set_materialize_grads(False)
+        if store:
+            ctx.save_for_backward(x0, y0, gamma, output[1], *kept)
 
     @staticmethod
     def backward(  # type: ignore[override]
-        ctx: Any, grad_x: torch.Tensor | None, grad_y: torch.Tensor | None
+        ctx: Any, grad_x: torch.Tensor | None, grad_y: torch.Tensor | None, *_: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        Mt, gamma, y_last, *rest = ctx.saved_tensors
+        x0, y0, gamma, y_last, Mt, *rest = ctx.saved_tensors
         c: StepConstants = ctx.c
         need_x0, need_y0, need_A, need_gamma = ctx.needs_input_grad[:4]
         u = torch.zeros_like(y_last) if grad_x is None else grad_x.contiguous()
         v = torch.zeros_like(y_last) if grad_y is None else grad_y.contiguous()
-        hg = gamma.reciprocal().mul_(c.h)
-        M = Mt.t()
+        hg = _step_ratio(gamma, c, y_last)
+        M = Mt.transpose(-2, -1)
         M_low = None if ctx.low is None else M.to(ctx.low)
         Mt_low = None if ctx.low is None else Mt.to(ctx.low)
-        dgamma = gamma.new_zeros(()) if need_gamma else None
+        dgamma = torch.zeros_like(gamma) if need_gamma else None
         grad_A = torch.zeros_like(Mt) if need_A else None
         if ctx.segments is None:
             X, steps = rest[0], ctx.steps
-            chunks = [(0, X, rest[1 : 1 + steps], rest[1 + steps :])]
+            ys = [y0.contiguous(), *rest[1:steps]] if steps else []
+            chunks = [(0, X, ys, rest[1 + len(ys[1:]) :])]
         else:
             chunks = ctx.segments
+            firsts = [x0, y0, *rest]
         y_next = y_last
         for chunk in reversed(chunks):
             if ctx.segments is None:
@@ -393,17 +428,55 @@ class _EulerAdjoint(torch.autograd.Function):
                 start, length = chunk
                 i = 2 * ctx.segments.index(chunk)
                 _, _, X, ys, ts = _integrate(
-                    c, rest[i], rest[i + 1], Mt, Mt_low, hg, length, ctx.fused, True
+                    c, firsts[i], firsts[i + 1], Mt, Mt_low, hg, length, ctx.fused, True
                 )
             E = X.new_empty(len(ys), *X.shape[1:]) if need_A else None
             u, v, y_next = _adjoint(
                 c, u, v, X, ys, ts, y_next, hg, M, M_low, ctx.fused, dgamma, E, start > 0 or need_x0
             )
             if E is not None:
-                n = X.shape[-1]
-                grad_A.addmm_(E.view(-1, n).t(), X[: len(ys)].reshape(-1, n), alpha=c.Gamma)
+                _add_coupling_gradient(grad_A, E, X[: len(ys)], c.Gamma)
         grad_gamma = dgamma / gamma if need_gamma else None
         return (u if need_x0 else None, v if need_y0 else None, grad_A, grad_gamma) + (None,) * 6
+
+    @staticmethod
+    def vmap(  # type: ignore[override]
+        info: Any, in_dims: tuple, x0: torch.Tensor, y0: torch.Tensor, A: torch.Tensor,
+        gamma: torch.Tensor, c: StepConstants, steps: int, low: torch.dtype | None, fused: bool,
+        store: bool, segment: int | None,
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[int, ...]]:
+        """Integrate every member at once: the mapped axis becomes the leading member axis."""
+        tensors = [
+            t.movedim(dim, 0) if dim is not None else t.expand(info.batch_size, *t.shape)
+            for t, dim in zip((x0, y0, A, gamma), in_dims[:4])
+        ]
+        # requires_grad is not visible through vmap's wrappers: decide on the real tensors here.
+        store = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        outputs = _EulerAdjoint.apply(*tensors, c, steps, low, fused, store, segment)
+        return outputs, (0,) * len(outputs)
+
+
+def _segments(store: bool, segment: int | None, steps: int) -> list[tuple[int, int]] | None:
+    """(first step, length) of each checkpointed segment, or None when the whole trajectory is
+    kept (or nothing is: ``store`` False)."""
+    if not store or segment is None or segment >= steps:
+        return None
+    return [(s, min(segment, steps - s)) for s in range(0, steps, segment)]
+
+
+def _add_coupling_gradient(
+    grad_A: torch.Tensor, E: torch.Tensor, X: torch.Tensor, Gamma: float
+) -> None:
+    """grad_A += Gamma E^T X with the steps stacked along the batch (per member with a member
+    axis: E, X of shape (steps, S, batch, N), grad_A (S, N, N))."""
+    n = X.shape[-1]
+    if grad_A.dim() == 2:
+        grad_A.addmm_(E.view(-1, n).t(), X.reshape(-1, n), alpha=Gamma)
+        return
+    members = grad_A.shape[0]
+    E_m = E.transpose(0, 1).reshape(members, -1, n)
+    X_m = X.transpose(0, 1).reshape(members, -1, n)
+    grad_A.baddbmm_(E_m.transpose(1, 2), X_m, alpha=Gamma)
 
 
 def integrate_fast(
@@ -426,7 +499,9 @@ def integrate_fast(
     coupling input Gamma x A^T, up to float rounding; but the forward pass builds no autograd graph
     and the backward pass is the discrete adjoint of the module docstring. Gradients flow to ``x0``,
     ``y0`` (shape (batch, N)), ``A`` (N, N) and ``gamma`` (a 0-d tensor or a float); ``Gamma`` and
-    ``params`` are constants. All tensors share one dtype and device.
+    ``params`` are constants. All tensors share one dtype and device. With a leading member axis
+    (x0, y0 (S, batch, N), A (S, N, N), gamma (S,)) the S networks integrate at once, each
+    product batched over the members; the same holds under :func:`torch.func.vmap`.
 
     ``matmul_dtype`` (e.g. ``torch.bfloat16``) runs the per-step matrix products in that dtype,
     with the state, the element-wise work and dL/dA kept in the input dtype. It is an experiment,
@@ -444,25 +519,35 @@ def integrate_fast(
         not isinstance(checkpoint_every, int) or checkpoint_every < 1
     ):
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    if x0.ndim != 2 or x0.shape != y0.shape:
+    gamma_t = torch.as_tensor(gamma, dtype=x0.dtype, device=x0.device)
+    _check_shapes(x0, y0, A, gamma_t)
+    steps = n_steps(T, dt)
+    c = StepConstants.build(params, Gamma, dt)
+    store = torch.is_grad_enabled() and any(t.requires_grad for t in (x0, y0, A, gamma_t))
+    x, y, *_ = _EulerAdjoint.apply(
+        x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled, store, checkpoint_every
+    )
+    return x, y
+
+
+def _check_shapes(x0: torch.Tensor, y0: torch.Tensor, A: torch.Tensor, gamma: torch.Tensor) -> None:
+    """x0, y0 (batch, N), A (N, N), gamma 0-d; or all with one leading member axis of size S:
+    (S, batch, N), (S, N, N), (S,). One dtype and device."""
+    members = () if x0.ndim == 2 else x0.shape[:1]
+    if x0.ndim not in (2, 3) or x0.shape != y0.shape:
         raise ValueError(
-            "x0 and y0 must both have shape (batch, N), "
+            "x0 and y0 must both have shape (batch, N) or (members, batch, N), "
             f"got {tuple(x0.shape)} and {tuple(y0.shape)}"
         )
-    n = x0.shape[1]
-    if A.shape != (n, n):
-        raise ValueError(f"A must have shape ({n}, {n}), got {tuple(A.shape)}")
-    gamma_t = torch.as_tensor(gamma, dtype=x0.dtype, device=x0.device)
-    if gamma_t.ndim != 0:
-        raise ValueError(f"gamma must be a scalar, got shape {tuple(gamma_t.shape)}")
+    n = x0.shape[-1]
+    if A.shape != (*members, n, n):
+        raise ValueError(f"A must have shape {(*members, n, n)}, got {tuple(A.shape)}")
+    if gamma.shape != members:
+        raise ValueError(
+            f"gamma must have shape {tuple(members)} (one per member), got {tuple(gamma.shape)}"
+        )
     for name, t in (("y0", y0), ("A", A)):
         if t.dtype != x0.dtype or t.device != x0.device:
             raise ValueError(
                 f"{name} has dtype {t.dtype} on {t.device}; x0 has {x0.dtype} on {x0.device}"
             )
-    steps = n_steps(T, dt)
-    c = StepConstants.build(params, Gamma, dt)
-    store = torch.is_grad_enabled() and any(t.requires_grad for t in (x0, y0, A, gamma_t))
-    return _EulerAdjoint.apply(
-        x0, y0, A, gamma_t, c, steps, matmul_dtype, compiled, store, checkpoint_every
-    )

@@ -27,7 +27,6 @@ from typing import Any, Iterable, Literal, Mapping
 from torch import nn
 
 from .data import COLOR_DATASETS
-from .models import MLPClassifier, WilsonCowanClassifier
 from .params import WCParams
 
 __all__ = [
@@ -222,63 +221,11 @@ class ExperimentConfig:
         return run_name(self.id, self.variant)
 
     def build_model(self, seed: int | None = None) -> nn.Module:
-        """A freshly initialised model for this experiment (initialisation seeded by ``seed``)."""
-        if self.model == "wc":
-            return WilsonCowanClassifier(
-                self.n_nodes,
-                self.n_classes,
-                self.params,
-                T_train=self.T_train,
-                T_eval=self.eval_horizon,
-                dt=self.dt,
-                ortho_factor=self.ortho_factor,
-                seed=seed,
-                **self.model_options,
-            )
-        if self.model == "text":
-            from .text import TextClassifier, load_encoder
+        """A freshly initialised model for this experiment (initialisation seeded by ``seed``),
+        built by its kind (:mod:`wcbook.kinds`)."""
+        from .kinds import kind_of
 
-            tokenizer, encoder = load_encoder(self.text_option("encoder"))
-            return TextClassifier(
-                encoder,
-                self.text_option("head"),
-                pad_id=tokenizer.pad_token_id,
-                width=self.hidden,
-                T=self.T_train,
-                dt=self.dt,
-                params=self.params,
-                seed=seed,
-                encoder_precision=self.text_option("encoder_precision"),
-            )
-        if self.model == "encoded":
-            from .encoded import build_encoded_model
-
-            readout = self.encoder_option("readout")
-            wc_options = (
-                {
-                    "T_train": self.T_train,
-                    "T_eval": self.eval_horizon,
-                    "dt": self.dt,
-                    "ortho_factor": self.ortho_factor,
-                }
-                if readout == "wc"
-                else {}
-            )
-            return build_encoded_model(
-                readout,
-                self.encoder_option("encoder"),
-                self.n_classes,
-                widths=self.encoder_option("widths"),
-                in_channels=self.in_channels,
-                image_size=self.side,
-                pretrained=self.encoder_option("pretrained"),
-                frozen=self.encoder_option("frozen"),
-                params=self.params,
-                seed=seed,
-                stage=self.stages[0][0],
-                **wc_options,
-            )
-        return MLPClassifier(self.n_nodes, self.n_classes, self.hidden, seed=seed)
+        return kind_of(self).build(self, seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable fields (``params`` as a dict).
