@@ -46,7 +46,7 @@
 # it is no like-for-like partner of these $14\times 14$ models, and training it at the paper's
 # size does not fit a CPU budget.
 #
-# Every number comes from the records in `results/robustness/<run>/midscale/seed0.json`, written by
+# Every number comes from the records in `robustness/<run>/midscale/seed0.json`, written by
 # `python -m wcbook.robustness <run> --profile midscale` from the weights in `models/`.
 
 # %%
@@ -69,7 +69,7 @@ PAIRS = {
     "Fashion-MNIST": ("fashion-scratch", "fashion-mlp"),
 }
 records = {
-    run: rb.load_record(run, PROFILE, SEED, ROOT / "results" / "robustness")
+    run: rb.load_record(run, PROFILE, SEED, ROOT / "robustness")
     for pair in PAIRS.values() for run in pair
 }
 LABEL = {run: ("Wilson-Cowan" if r["model"] == "wc" else "MLP") for run, r in records.items()}

@@ -22,7 +22,8 @@ evaluated on the test images of its profile under
 Every perturbation is drawn from a generator seeded by the evaluation seed and the level, so two
 models evaluated on the same images (a Wilson-Cowan network and its MLP baseline) see the same
 noise, patches and PGD starts. :func:`evaluate_run` writes one record per model,
-``results/robustness/<run>/<profile>/seed<k>.json``; :func:`validate_record` checks one.
+``robustness/<run>/<profile>/seed<k>.json`` (beside ``results/``, whose readers take every JSON file
+under it for a training record); :func:`validate_record` checks one.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def weights_path(run_id: str, profile: str, seed: int, models_dir: str | Path = 
 
 
 def record_path(
-    run_id: str, profile: str, seed: int, results_dir: str | Path = "results/robustness"
+    run_id: str, profile: str, seed: int, results_dir: str | Path = "robustness"
 ) -> Path:
     """``<results_dir>/<run>/<profile>/seed<k>.json``."""
     return Path(results_dir) / run_id / profile / f"seed{seed}.json"
@@ -660,7 +661,7 @@ def evaluate_run(
     *,
     settings: Settings = Settings(),
     models_dir: str | Path = "models",
-    results_dir: str | Path | None = "results/robustness",
+    results_dir: str | Path | None = "robustness",
 ) -> dict[str, Any]:
     """Evaluate the exported model of one run (:func:`load_weights`) on the CPU; return its
     record and, unless ``results_dir`` is None, write it to :func:`record_path`."""
@@ -755,7 +756,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
 
 
 def load_record(
-    run_id: str, profile: str, seed: int = 0, results_dir: str | Path = "results/robustness"
+    run_id: str, profile: str, seed: int = 0, results_dir: str | Path = "robustness"
 ) -> dict[str, Any]:
     """A validated record of :func:`evaluate_run` read back from :func:`record_path`."""
     path = record_path(run_id, profile, seed, results_dir)
@@ -775,7 +776,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", required=True, help="profile the model was trained at")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the model")
     parser.add_argument("--models-dir", default="models", help="folder of the exported weights")
-    parser.add_argument("--results-dir", default="results/robustness", help="records go here")
+    parser.add_argument("--results-dir", default="robustness", help="records go here")
     parser.add_argument("--n-test", type=int, default=None, help="test images (default: all)")
     parser.add_argument("--n-attack", type=int, default=1000, help="images attacked")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
