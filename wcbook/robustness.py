@@ -667,10 +667,10 @@ def evaluate_run(
     record and, unless ``results_dir`` is None, write it to :func:`record_path`."""
     wall = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    commit, dirty = git_commit()  # the code as it starts: HEAD may move during a long run
     model, config = load_weights(run_id, profile, seed, models_dir)
     weights = weights_path(run_id, profile, seed, models_dir)
     results = evaluate_model(model, config, load_test_split(config, settings.n_test), settings)
-    commit, dirty = git_commit()
     record = {
         "schema": SCHEMA,
         "run": run_id,
