@@ -137,7 +137,7 @@ def test_bad_input_gives_a_clear_error(tmp_path, capsys):
 TINY = rb.Settings(
     n_test=40, n_attack=10, fgsm_eps=(0.0, 0.1), pgd_eps=(0.1,), pgd_steps=2, eps_max=0.3,
     bisection_rounds=1, horizons=(0.0, 2.5, 40.0), batch_size=25, eval_gradient_n=4,
-    eval_gradient_pgd_eps=(0.1,),
+    eval_gradient_pgd_eps=(0.1,), sweep_n=4, sweep_horizons=(1.0, 2.5),
 )
 
 
@@ -154,6 +154,7 @@ def test_records_validate(synthetic_env, tmp_path, run_id):
     assert results["noise"]["accuracy"][0] == results["clean"]["accuracy"]
     assert results["occlusion"]["accuracy"][0] == results["clean"]["accuracy"]
     assert (results["horizon"] is None) == (run_id == "mnist-mlp")
+    assert (results["gradient_sweep"] is None) == (run_id == "mnist-mlp")
     broken = json.loads(json.dumps(record))
     broken["results"]["pgd"]["accuracy"].append(0.5)
     with pytest.raises(ValueError, match="pgd"):

@@ -65,6 +65,7 @@ __all__ = [
     "pgd_fooled",
     "min_pgd_epsilon",
     "horizon_curve",
+    "gradient_horizon_sweep",
     "evaluate_model",
     "evaluate_run",
     "validate_record",
@@ -104,7 +105,9 @@ class Settings:
     horizon T_train (``gradient="train"``) or up to the evaluation horizon T_eval (``"eval"``);
     either way an image counts as fooled when the class read at T_eval changes. With ``"train"``
     FGSM (on the attacked images) and PGD (radii ``eval_gradient_pgd_eps`` on the first
-    ``eval_gradient_n``) are also run with the gradient through T_eval, as a check.
+    ``eval_gradient_n``) are also run with the gradient through T_eval, as a check. The sweep
+    runs PGD at radius ``sweep_eps`` on the first ``sweep_n`` images with the gradient through
+    each horizon of ``sweep_horizons`` (the same random starts for every horizon).
     """
 
     seed: int = 0
@@ -120,6 +123,9 @@ class Settings:
     gradient: str = "train"
     eval_gradient_n: int = 100
     eval_gradient_pgd_eps: tuple[float, ...] = (0.02, 0.05, 0.1)
+    sweep_n: int = 200
+    sweep_eps: float = 0.02
+    sweep_horizons: tuple[float, ...] = (1.0, 1.5, 2.5, 3.5, 5.0, 10.0, 20.0, 40.0)
     horizons: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 10.0, 20.0, 40.0)
     batch_size: int = 250
 
@@ -624,6 +630,25 @@ def _attacks(model: nn.Module, attack: Split, settings: Settings) -> dict[str, A
     return out
 
 
+def gradient_horizon_sweep(
+    model: nn.Module, attack: Split, settings: Settings
+) -> dict[str, Any]:
+    """PGD accuracy (judged at T_eval) at radius ``settings.sweep_eps`` on the first
+    ``settings.sweep_n`` images, with the gradient through each of ``settings.sweep_horizons``."""
+    k = settings.sweep_n
+    images, labels = attack.images[:k], attack.labels[:k]
+    accuracies = []
+    for T in settings.sweep_horizons:
+        fooled = pgd_fooled(
+            model, images, labels, settings.sweep_eps, steps=settings.pgd_steps,
+            generator=_generator(settings.seed, "pgd-sweep", 0), batch=settings.batch_size,
+            gradient_T=T,
+        )
+        accuracies.append(1.0 - float(fooled.double().mean()))
+    return {"n": len(labels), "eps": settings.sweep_eps, "steps": settings.pgd_steps,
+            "T": list(settings.sweep_horizons), "accuracy": accuracies}
+
+
 def evaluate_model(
     model: nn.Module, config: ExperimentConfig, test: Split, settings: Settings
 ) -> dict[str, Any]:
@@ -641,6 +666,7 @@ def evaluate_model(
         if wc
         else None
     )
+    out["gradient_sweep"] = gradient_horizon_sweep(model, attack, settings) if wc else None
     return out
 
 
@@ -751,6 +777,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
         if not isinstance(horizon, Mapping):
             _fail("horizon", "a Wilson-Cowan record needs the horizon curve")
         _check_curve(record, "horizon", "T")
+        _check_curve(record, "gradient_sweep", "T")
     elif horizon is not None:
         _fail("horizon", "only a Wilson-Cowan record has a horizon curve")
 
