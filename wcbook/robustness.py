@@ -10,9 +10,11 @@ evaluated on the test images of its profile under
   on 28 x 28 images (:data:`OCCLUSION_SIDES_28`), scaled by side / 28 on smaller images (2, 4, 6, 8
   on the 14 x 14 images of the midscale profile);
 - white-box L-infinity attacks, FGSM and PGD (:func:`fgsm_accuracy`, :func:`pgd_fooled`), whose
-  gradient runs through the very Euler integration the model is evaluated with (the evaluation
-  horizon T_eval and the model's engine, whose adjoint gives the gradient with respect to the
-  initial state);
+  gradient runs through the Euler integration the model is evaluated with (its engine, whose
+  adjoint gives the gradient with respect to the initial state, and its dt), up to the training
+  horizon T_train or the evaluation horizon T_eval (:class:`Settings`; at T_eval the states sit
+  on attractors and the gradient says little), an image counting as fooled when its class at
+  T_eval changes; :func:`gradient_horizon_sweep` compares the horizons;
 - the smallest PGD radius that changes the class of each image, found by bisection
   (:func:`min_pgd_epsilon`), whose histogram shows the size of the basins;
 - and, for the Wilson-Cowan network, the accuracy and the fraction of states within 10% of the
@@ -45,8 +47,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .experiments import NATIVE_SIZE, ExperimentConfig, get_experiment, get_profile, resolve
 from .data import flatten_images, load_images
+from .experiments import NATIVE_SIZE, ExperimentConfig, get_experiment, get_profile, resolve
 from .training import Split, device_name, git_commit, load_trained
 
 __all__ = [
