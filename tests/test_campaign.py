@@ -13,7 +13,7 @@ from wcbook import campaign
 from wcbook.campaign import Item, Need, import_archive, plan, run_pack, write_archive
 from wcbook.experiments import Profile, get_experiment
 from wcbook.training import git_commit
-from wcbook.weights import load_dynamics
+from wcbook.weights import load_weights
 
 TINY = Profile(name="tiny", description="test", n_train=300, n_test=100, epochs=2, image_size=7,
                eval_every=1)
@@ -68,7 +68,7 @@ def test_a_pack_runs_end_to_end_and_its_archive_imports(tmp_path, synthetic_env)
     assert import_archive(archive, root=home)["unchanged"] == report["added"]
     record = json.loads((home / names[2]).read_text())
     assert record["commit"] == git_commit()[0] and record["ensemble"]["seeds"] == [0, 1]
-    model = load_dynamics(home / "models", "mnist-scratch", "tiny", 0)
+    model, _ = load_weights("mnist-scratch", "tiny", 0, home / "models")
     assert model.metrics()["gamma"] == pytest.approx(record["metrics"]["gamma"], rel=1e-5)
 
 

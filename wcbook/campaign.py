@@ -315,7 +315,7 @@ def run_pack(
     """Train every ensemble of ``pack`` to the end into the published folders and export the
     dynamics asked for; returns the files written."""
     from .training import load_trained, train_ensemble
-    from .weights import export_dynamics
+    from .weights import export_weights
 
     profile = get_profile(profile)
     written: list[Path] = []
@@ -332,7 +332,11 @@ def run_pack(
             if item.need.export and record["seed"] == 0 and record.get("status") != "diverged":
                 model = load_trained(item.need.experiment, profile.name, 0, root / "checkpoints",
                                      variant=item.need.variant)
-                weights = export_dynamics(model, record, root / "models")
+                training = {k: record.get(k) for k in ("commit", "device", "metrics")}
+                config = resolve(get_experiment(item.need.experiment, item.need.variant), profile)
+                weights = export_weights(model, item.need.run, profile.name, 0, how="campaign",
+                                         training=training, models_dir=root / "models",
+                                         config=config)
                 written += [weights, weights.with_suffix(".json")]
     return written
 

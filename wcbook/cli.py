@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 
-from . import appendix, bench, campaign, catalog
+from . import appendix, bench, campaign, catalog, robustness
 from .data import DataRootError
 from .experiments import (
     EXPERIMENTS,
@@ -369,6 +369,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                add_summary_arguments, run_summary),
     Subcommand("campaign", "plan, run and import the paper profile's missing records",
                campaign.add_arguments, campaign.run),
+    Subcommand("robustness", "noise, occlusion and attacks on an exported model; its record",
+               robustness.add_arguments, robustness.run),
 )
 
 

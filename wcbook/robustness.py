@@ -1,9 +1,9 @@
 """How robust are the trained classifiers, and does the Wilson-Cowan dynamics matter?
 
 A trained model is read from exported weights, ``models/<run>/<profile>/seed<k>.safetensors``
-(float32 ``state_dict``; :func:`export_weights` writes it with a JSON note beside it,
-:func:`load_weights` rebuilds the model from the registered experiment and that file), and is
-evaluated on the test images of its profile under
+(:func:`wcbook.weights.export_weights` writes them with a JSON note beside them,
+:func:`wcbook.weights.load_weights` rebuilds the model from the registered experiment and that
+file), and is evaluated on the test images of its profile under
 
 - Gaussian pixel noise of standard deviation sigma (:data:`NOISE_SIGMAS`), clipped to [0, 1];
 - occlusion: one square patch per image at a random place set to 0, of side 4, 8, 12 and 16 pixels
@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .data import flatten_images, load_images
-from .experiments import NATIVE_SIZE, ExperimentConfig, get_experiment, get_profile, resolve
+from .experiments import NATIVE_SIZE, ExperimentConfig, get_profile
 from .training import Split, device_name, git_commit, load_trained
+from .weights import export_weights, load_weights, run_config, weights_path
 
 __all__ = [
     "NOISE_SIGMAS",
@@ -85,8 +85,6 @@ SCHEMA = "wcbook.robustness/1"
 NOISE_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5)
 #: Sides of the occluding patch on 28 x 28 images (0: no patch).
 OCCLUSION_SIDES_28 = (0, 4, 8, 12, 16)
-#: Exported weights may not exceed this size.
-MAX_WEIGHTS_BYTES = 3 * 2**20
 _LABEL_NOTES = {
     "midscale": "midscale profile: 14 x 14 images, 20 epochs; not the paper's scale",
     "paper": "paper profile: 28 x 28 images, the paper's epochs",
@@ -150,22 +148,6 @@ def _split_run(run_id: str) -> tuple[str, str | None]:
     return experiment, variant or None
 
 
-def run_config(run_id: str, profile: str) -> ExperimentConfig:
-    """The registered configuration of ``run_id`` under ``profile``; a ValueError naming the
-    known runs and profiles otherwise."""
-    experiment, variant = _split_run(run_id)
-    try:
-        return resolve(get_experiment(experiment, variant), get_profile(profile))
-    except ValueError as error:
-        message = f"cannot evaluate run {run_id!r} at profile {profile!r}: {error}"
-        raise ValueError(message) from None
-
-
-def weights_path(run_id: str, profile: str, seed: int, models_dir: str | Path = "models") -> Path:
-    """``<models_dir>/<run>/<profile>/seed<k>.safetensors``."""
-    return Path(models_dir) / run_id / profile / f"seed{seed}.safetensors"
-
-
 def record_path(
     run_id: str, profile: str, seed: int, results_dir: str | Path = "robustness"
 ) -> Path:
@@ -175,70 +157,6 @@ def record_path(
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def export_weights(
-    model: nn.Module,
-    run_id: str,
-    profile: str,
-    seed: int,
-    *,
-    how: str,
-    training: Mapping[str, Any] | None = None,
-    models_dir: str | Path = "models",
-) -> Path:
-    """Save ``model``'s state_dict (float32) as :func:`weights_path` with ``seed<k>.json`` beside it
-    (run, profile, seed, commit, ``how`` the weights were made, ``training``: facts about the
-    training run such as its commit and test accuracy, the configuration, a checksum).
-
-    Raises ValueError when the file would exceed :data:`MAX_WEIGHTS_BYTES`.
-    """
-    config = run_config(run_id, profile)
-    tensors = {
-        name: value.detach().to("cpu", torch.float32).contiguous()
-        for name, value in model.state_dict().items()
-    }
-    size = sum(t.numel() * 4 for t in tensors.values())
-    if size > MAX_WEIGHTS_BYTES:
-        raise ValueError(f"{run_id}: {size} bytes of weights exceed {MAX_WEIGHTS_BYTES}")
-    path = weights_path(run_id, profile, seed, models_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path))
-    commit, dirty = git_commit()
-    note = {
-        "experiment": config.id,
-        "variant": config.variant,
-        "profile": profile,
-        "seed": seed,
-        "commit": commit,
-        "dirty": dirty,
-        "how": how,
-        "scale": _LABEL_NOTES.get(profile, f"{profile} profile"),
-        "sha256": _sha256(path),
-        "training": dict(training or {}),
-        "config": config.to_dict(),
-    }
-    path.with_suffix(".json").write_text(json.dumps(note, indent=1) + "\n")
-    return path
-
-
-def load_weights(
-    run_id: str, profile: str, seed: int, models_dir: str | Path = "models"
-) -> tuple[nn.Module, ExperimentConfig]:
-    """(model in eval mode on the CPU, its configuration): the registered experiment under
-    ``profile``, built afresh and loaded from :func:`weights_path` (strictly: every tensor must
-    match). FileNotFoundError when the file is missing, ValueError for an unknown run."""
-    config = run_config(run_id, profile)
-    path = weights_path(run_id, profile, seed, models_dir)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no exported weights at {path}; train the run and export it with "
-            "wcbook.robustness.export_weights (python -m wcbook.robustness RUN --profile P "
-            "--export-from CHECKPOINT_DIR)"
-        )
-    model = config.build_model(seed)
-    model.load_state_dict(load_file(str(path)))
-    return model.eval(), config
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,90 +1,127 @@
-"""The trained dynamics of a model as a small committed file: ``models/<run>/<profile>/seed<k>``.
+"""Trained models as small committed files: ``models/<run>/<profile>/seed<k>.safetensors``.
 
-A checkpoint (optimiser, generators, the whole encoder) is never committed; what the book needs to
-redraw the paper's figures and certify a model without a GPU is the Wilson-Cowan part: the free
-columns of Phi, their eigenvalues, gamma and the planted targets. :func:`export_dynamics` writes
-them as float32 ``.safetensors`` (at most 3 MiB) with a JSON beside it saying how the model was
-made; :func:`load_dynamics` puts them back into a freshly built model of the same experiment.
+A checkpoint (optimiser, generators, a whole encoder) is never committed. What the book needs to
+redraw the paper's figures, certify a model or attack it without a GPU is a model's weights where
+they are small (a network on pixels, an MLP), and the Wilson-Cowan part (the free columns of Phi,
+their eigenvalues, gamma, the planted targets) of a model whose encoder is large.
+:func:`export_weights` writes them as float32 ``.safetensors`` (at most 3 MiB) with a JSON note
+beside it saying how the model was made; :func:`load_weights` builds the experiment afresh and puts
+them back (an encoder in front of an exported Wilson-Cowan part keeps its fresh initialisation).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from .experiments import ExperimentConfig
+from .experiments import ExperimentConfig, get_experiment, get_profile, resolve
+
+__all__ = ["MAX_WEIGHTS_BYTES", "export_weights", "load_weights", "run_config", "weights_path"]
 
 #: Largest file a committed model may be.
-MAX_BYTES = 3 * 2**20
+MAX_WEIGHTS_BYTES = 3 * 2**20
+#: Where the Wilson-Cowan network sits in a model's state: on pixels, behind an encoder, behind
+#: a text encoder.
+_DYNAMICS_PREFIXES = ("network.", "wc.network.", "dynamics.network.")
 
 
-def _dynamics_prefix(model: nn.Module) -> str:
-    """Where the Wilson-Cowan network sits in ``model``'s state: "" for a network on pixels,
-    "wc." behind an encoder, "dynamics." behind a text encoder."""
-    names = model.state_dict()
-    for prefix in ("", "wc.", "dynamics."):
-        if f"{prefix}network.coupling.phi_free" in names:
-            return prefix
-    raise ValueError(f"{type(model).__name__} has no Wilson-Cowan network to export")
+def run_config(run_id: str, profile: str) -> ExperimentConfig:
+    """The registered configuration of ``run_id`` (``<id>`` or ``<id>+<variant>``) under
+    ``profile``; a ValueError naming the known runs and profiles otherwise."""
+    experiment, _, variant = run_id.partition("+")
+    try:
+        return resolve(get_experiment(experiment, variant or None), get_profile(profile))
+    except ValueError as error:
+        raise ValueError(f"no run {run_id!r} at profile {profile!r}: {error}") from None
 
 
-def model_paths(root: str | os.PathLike, run: str, profile: str, seed: int) -> tuple[Path, Path]:
-    """(``.safetensors``, ``.json``) of a run's seed under ``root`` (``models/``)."""
-    base = Path(root) / run / profile / f"seed{seed}"
-    return base.with_suffix(".safetensors"), base.with_suffix(".json")
+def weights_path(run_id: str, profile: str, seed: int, models_dir: str | Path = "models") -> Path:
+    """``<models_dir>/<run>/<profile>/seed<k>.safetensors`` (its note: ``.json`` beside it)."""
+    return Path(models_dir) / run_id / profile / f"seed{seed}.safetensors"
 
 
-def export_dynamics(
-    model: nn.Module, record: dict[str, Any], root: str | os.PathLike = "models"
+def _exported_part(model: nn.Module) -> tuple[str, dict[str, torch.Tensor]]:
+    """("model", the whole state) when it fits, else ("dynamics", the Wilson-Cowan part)."""
+    state = {k: v.detach().to("cpu", torch.float32).contiguous()
+             for k, v in model.state_dict().items()}
+    if sum(t.numel() * 4 for t in state.values()) <= MAX_WEIGHTS_BYTES:
+        return "model", state
+    dynamics = {k: v for k, v in state.items() if k.startswith(_DYNAMICS_PREFIXES)}
+    if not dynamics:
+        raise ValueError(
+            f"{type(model).__name__} takes more than 3 MiB and has no Wilson-Cowan part to export"
+        )
+    return "dynamics", dynamics
+
+
+def export_weights(
+    model: nn.Module,
+    run_id: str,
+    profile: str,
+    seed: int,
+    *,
+    how: str,
+    training: Mapping[str, Any] | None = None,
+    models_dir: str | Path = "models",
+    config: ExperimentConfig | None = None,
 ) -> Path:
-    """Write the Wilson-Cowan part of a trained ``model`` and a description taken from its
-    results ``record`` (run, profile, seed, commit, device, accuracy); returns the weights path.
-    Raises ValueError when the file would exceed :data:`MAX_BYTES`."""
+    """Save ``model`` (the whole of it when it fits in 3 MiB, else its Wilson-Cowan part) as
+    :func:`weights_path` with a note beside it: run, profile, seed, ``how`` the weights were made,
+    ``training`` (facts about the training run, such as its commit and test accuracy), the
+    configuration (``config``, default the registered run under ``profile``), which part was saved
+    and a checksum. ValueError when even the Wilson-Cowan part exceeds :data:`MAX_WEIGHTS_BYTES`."""
     from safetensors.torch import save_file
 
-    prefix = _dynamics_prefix(model)
-    tensors = {
-        name[len(prefix):]: value.detach().to("cpu", torch.float32).contiguous()
-        for name, value in model.state_dict().items()
-        if name.startswith(prefix + "network.")
-    }
+    from .training import git_commit
+
+    config = run_config(run_id, profile) if config is None else config
+    part, tensors = _exported_part(model)
     size = sum(t.numel() * 4 for t in tensors.values())
-    if size > MAX_BYTES:
-        raise ValueError(f"the dynamics take {size / 2**20:.1f} MiB, over the 3 MiB allowed")
-    run = record["experiment"] + (f"+{record['variant']}" if record.get("variant") else "")
-    weights, about = model_paths(root, run, record["profile"], record["seed"])
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights))
-    keys = ("experiment", "variant", "profile", "seed", "commit", "dirty", "device", "config")
-    description = {key: record.get(key) for key in keys}
-    description["prefix"] = prefix
-    description["metrics"] = record.get("metrics", {})
-    about.write_text(json.dumps(description, indent=1) + "\n")
-    return weights
+    if size > MAX_WEIGHTS_BYTES:
+        raise ValueError(f"{run_id}: {size} bytes of weights exceed {MAX_WEIGHTS_BYTES}")
+    path = weights_path(run_id, profile, seed, models_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    commit, dirty = git_commit()
+    note = {
+        "experiment": config.id, "variant": config.variant, "profile": profile, "seed": seed,
+        "commit": commit, "dirty": dirty, "how": how, "part": part,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "training": dict(training or {}), "config": config.to_dict(),
+    }
+    path.with_suffix(".json").write_text(json.dumps(note, indent=1) + "\n")
+    return path
 
 
-def load_dynamics(root: str | os.PathLike, run: str, profile: str, seed: int) -> nn.Module:
-    """The model of an exported run: built from the stored configuration, its Wilson-Cowan part
-    loaded from the file (an encoder in front of it keeps its fresh initialisation)."""
+def load_weights(
+    run_id: str, profile: str, seed: int, models_dir: str | Path = "models"
+) -> tuple[nn.Module, ExperimentConfig]:
+    """(model in eval mode on the CPU, its configuration): the registered experiment under
+    ``profile``, built afresh and loaded from :func:`weights_path` (every saved tensor must
+    match); the configuration stored in the note wins, so the model matches its weights even if the
+    registry changed. FileNotFoundError when the file is missing, ValueError for an unknown run."""
     from safetensors.torch import load_file
 
-    weights, about = model_paths(root, run, profile, seed)
-    if not weights.exists() or not about.exists():
+    path = weights_path(run_id, profile, seed, models_dir)
+    note = path.with_suffix(".json")
+    stored = json.loads(note.read_text()).get("config") if note.exists() else None
+    config = run_config(run_id, profile) if stored is None else ExperimentConfig.from_dict(stored)
+    if not path.exists():
         raise FileNotFoundError(
-            f"no exported model at {weights}; models are exported by `python -m wcbook campaign` "
-            "or wcbook.weights.export_dynamics"
+            f"no exported weights at {path}; train the run and export it with "
+            "wcbook.weights.export_weights (python -m wcbook campaign exports the paper models)"
         )
-    description = json.loads(about.read_text())
-    model = ExperimentConfig.from_dict(description["config"]).build_model()
-    tensors = load_file(str(weights))
-    prefix = description["prefix"]
+    model = config.build_model(seed)
+    saved = load_file(str(path))
     state = model.state_dict()
-    state.update({prefix + name: value.to(state[prefix + name].dtype)
-                  for name, value in tensors.items()})
+    unknown = set(saved) - set(state)
+    if unknown:
+        raise ValueError(f"{path} holds tensors the model has not: {sorted(unknown)[:3]}")
+    state.update({k: v.to(state[k].dtype) for k, v in saved.items()})
     model.load_state_dict(state)
-    return model.eval()
+    return model.eval(), config
