@@ -45,7 +45,7 @@ from wcbook.experiments import Profile, get_experiment, resolve
 from wcbook.models import WilsonCowanNetwork
 from wcbook.params import WCParams
 from wcbook.stability import bistable_states, max_real_part, node_eigenvalues, stability_interval
-from wcbook.training import load_data, train
+from wcbook.training import load_data, load_trained, train
 
 torch.set_num_threads(1)  # small matrices: one thread is fastest
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
@@ -170,9 +170,7 @@ record = train("mnist-scratch", tiny, seed=0, results_dir=work / "r", checkpoint
                progress=False)
 config = resolve(get_experiment("mnist-scratch"), tiny)
 _, test = load_data(config, tiny, torch.device("cpu"))
-model = config.build_model()
-model.load_state_dict(torch.load(work / "c" / "mnist-scratch" / "tiny" / "seed0.pt",
-                                 weights_only=True)["model"])
+model = load_trained("mnist-scratch", "tiny", 0, work / "c")
 certificate = certify(model, test.images, test.labels)
 print(f"test accuracy {record['metrics']['test_accuracy']:.3f}\n")
 print(certificate.summary())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -510,6 +511,7 @@ def _report(run: Run, epoch: int, bar: tqdm, opts: Options) -> None:
             f"loss {text['loss']}, train accuracy {text['acc']}, test accuracy {text['test']}, "
             f"{run.epoch_seconds:.1f} s" + (f", diverged: {len(run.seeds) - len(run.alive)}"
                                             if len(run.alive) < len(run.seeds) else ""),
+            file=sys.stderr,
             flush=True,
         )
 
