@@ -141,9 +141,13 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _step_ratio(gamma: torch.Tensor, c: "StepConstants", state: torch.Tensor) -> torch.Tensor:
-    """h / gamma, shaped to multiply states: 0-d, or (members, 1, 1) with a member axis."""
+    """h / gamma, shaped to multiply states: 0-d, or the states' shape with a member axis."""
     hg = gamma.reciprocal().mul_(c.h)
-    return hg if state.dim() == 2 else hg.view(-1, 1, 1)
+    if state.dim() == 2:
+        return hg
+    # one number per member, spread over its states: element-wise products with a tensor of the
+    # states' own shape take the fast path, a (members, 1, 1) broadcast does not
+    return hg.view(-1, 1, 1).expand(state.shape).contiguous()
 
 
 def _inhibitory_tanh(c: StepConstants, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
