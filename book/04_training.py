@@ -229,7 +229,7 @@ for T_eval in (cfg.T_train, cfg.eval_horizon):
 #
 # Every results record in `results/` made by `python -m wcbook run ...`, averaged over seeds (mean and
 # standard deviation of the mean, as the paper reports), beside the paper's numbers. The `smoke` rows
-# are CI-scale runs on a CPU (14x14 images, 4000 training images, 50 epochs) and are not comparable
+# are small runs on a CPU (14x14 images, 4000 training images, 50 epochs) and are not comparable
 # with the paper; only `paper` rows are.
 
 # %%

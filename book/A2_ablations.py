@@ -263,5 +263,4 @@ for profile, same_run in {"smoke": "mnist-scratch+text-epochs", "midscale": "mni
 # scores higher than the code's 400 evaluation steps on the very same trained model, at both
 # scales, the effect the training chapter shows for the evaluation horizon. No run here is at the
 # paper's scale, and the only paper-profile record is the code default's: which readings reproduce
-# the paper's 98.13% needs the paper-profile runs of each variant (a GPU; see the closing note of
-# the issue).
+# the paper's 98.13% needs the paper-profile runs of each variant, on a GPU.

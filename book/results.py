@@ -19,7 +19,7 @@
 # how it was made; nothing here is typed in. Rows are grouped by experiment, variant and profile, with
 # the mean over seeds and the standard deviation of the mean (as the paper reports it).
 #
-# Only `paper`-profile rows are comparable with the paper; the `smoke*` rows are CI-scale CPU runs
+# Only `paper`-profile rows are comparable with the paper; the `smoke*` rows are small CPU runs
 # that check the machinery, and the `midscale` rows CPU runs at 14 x 14 on the whole training set,
 # long enough to compare the ablations and variants with each other but not with the paper (each
 # profile is described in `wcbook.experiments.PROFILES`). Where our
