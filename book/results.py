@@ -29,23 +29,44 @@
 # %%
 from pathlib import Path
 
-from wcbook.results import format_table, load_records, summarise
+from IPython.display import display
+
+from wcbook.results import load_records, summarise, summary_frame
+from wcbook.tables import frame, styled
 
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 records = load_records(ROOT / "results")
-print(format_table(summarise(records)))
+display(styled(summary_frame(summarise(records)), "results-summary",
+               numeric=["seeds", "ours", "paper", "gap"],
+               caption="Every record: mean ± SEM over seeds per run and profile"))
 
 # %% [markdown]
 # ## Provenance of every record
+#
+# Who made each record, where and when: the device, the commit (marked when the working tree had
+# uncommitted changes), the start time, the wall time, the epochs, and for the Wilson-Cowan runs
+# the integrator that trained them (records from before the engine existed say nothing: autograd).
 
 # %%
-for r in sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"], r["seed"])):
-    name = r["experiment"] + (f"+{r['variant']}" if r["variant"] else "")
-    print(
-        f"{name:24s} {r['profile']:14s} seed {r['seed']}  {r['device']} ({r['device_type']}), "
-        f"commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}, {r['started_utc']}, "
-        f"{r['wall_time_s']:.0f} s, {r['epochs']} epochs, "
-        # Wilson-Cowan records from before the engine was wired in have no field: autograd.
-        f"engine {r.get('engine', 'autograd') if 'gamma' in r['metrics'] else '-'}"
-        + (f"\n{'':24s} caveat: {r['caveat']}" if r.get("caveat") else "")
+def provenance(r: dict) -> tuple:
+    """One record's provenance as a table row."""
+    engine = r.get("engine", "autograd") if "gamma" in r["metrics"] else "-"
+    return (
+        r["experiment"] + (f"+{r['variant']}" if r["variant"] else ""),
+        r["profile"],
+        r["seed"],
+        f"{r['device']} ({r['device_type']})",
+        r["commit"][:10] + (" (dirty)" if r["dirty"] else ""),
+        r["started_utc"],
+        f"{r['wall_time_s']:.0f}",
+        r["epochs"],
+        engine,
+        r.get("caveat") or "",
     )
+
+
+ordered = sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"], r["seed"]))
+columns = ("run", "profile", "seed", "device", "commit", "started (UTC)", "wall s", "epochs",
+           "engine", "caveat")
+display(styled(frame(map(provenance, ordered), columns), "results-provenance",
+               numeric=["seed", "wall s", "epochs"], widths={"caveat": "22%"}))

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import pandas as pd
+
+from .tables import frame
+
 __all__ = [
     "SummaryRow",
     "load_records",
     "mean_sem",
     "summarise",
     "format_table",
+    "summary_frame",
     "archived_runs",
     "encoder_table",
     "pace_text",
@@ -166,6 +171,32 @@ def format_table(rows: Iterable[SummaryRow], digits: int = 4) -> str:
     ]
     text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(text)
+
+
+def _with_sem(value: float | None, sem: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def summary_frame(rows: Iterable[SummaryRow], digits: int = 4) -> pd.DataFrame:
+    """Summary rows as a DataFrame for :func:`wcbook.tables.styled`: run, profile, metric, seeds,
+    our mean ± SEM, the paper's value ± its SEM and the gap."""
+    return frame(
+        (
+            (
+                row.experiment + (f"+{row.variant}" if row.variant else ""),
+                row.profile,
+                row.metric,
+                row.n,
+                _with_sem(row.mean, row.sem, digits),
+                _with_sem(row.paper, row.paper_sem, digits),
+                _signed(row.gap, digits) or "-",
+            )
+            for row in rows
+        ),
+        ("run", "profile", "metric", "seeds", "ours", "paper", "gap"),
+    )
 
 
 RunKey = tuple[str, "str | None"]
