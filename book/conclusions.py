@@ -100,8 +100,9 @@ for name in ("ablation-not-in-kernel", "ablation-learned-planted"):
           f"(code default at midscale {accuracy('mnist-scratch', 'midscale'):.4f}), "
           f"paper {paper(name):.4f}")
 unstable = [r for r in records if r["experiment"] == "ablation-unstable"]
+profiles = ", ".join(sorted({r["profile"] for r in unstable}))
 print(f"ablation-unstable: {sum(r.get('status') == 'diverged' for r in unstable)} of "
-      f"{len(unstable)} runs diverged (profiles {', '.join(sorted({r['profile'] for r in unstable}))})")
+      f"{len(unstable)} runs diverged (profiles {profiles})")
 
 # %% [markdown]
 # ## What the differences between text and code change
@@ -114,8 +115,8 @@ print(f"ablation-unstable: {sum(r.get('status') == 'diverged' for r in unstable)
 
 # %%
 variant = "batch-32-bf16"
-print(f"IMDB, same encoder and budget: distance head {accuracy('imdb-distance-head', variant=variant):.4f}, "
-      f"encoder alone {accuracy('imdb-encoder', variant=variant):.4f}, "
+print(f"IMDB, same encoder and budget: distance head "
+      f"{accuracy('imdb-distance-head', variant=variant):.4f}, encoder alone {accuracy('imdb-encoder', variant=variant):.4f}, "
       f"with the dynamics running {accuracy('imdb-wc', variant=variant):.4f} "
       f"(paper's 'BERT + WC' {paper('imdb-wc'):.4f})")
 

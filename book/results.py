@@ -65,7 +65,8 @@ def provenance(r: dict) -> tuple:
     )
 
 
-ordered = sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"], r["seed"]))
+ordered = sorted(records, key=lambda r: (r["experiment"], r["variant"] or "", r["profile"],
+                                         r["seed"]))
 columns = ("run", "profile", "seed", "device", "commit", "started (UTC)", "wall s", "epochs",
            "engine", "caveat")
 display(styled(frame(map(provenance, ordered), columns), "results-provenance",

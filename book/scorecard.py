@@ -40,7 +40,14 @@ from pathlib import Path
 from IPython.display import display
 
 from wcbook.results import load_records
-from wcbook.scorecard import PAPER_RUNS, TABLE_TITLES, TOLERANCE, score_frame, scorecard, status_counts
+from wcbook.scorecard import (
+    PAPER_RUNS,
+    TABLE_TITLES,
+    TOLERANCE,
+    score_frame,
+    scorecard,
+    status_counts,
+)
 from wcbook.tables import styled
 
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())

@@ -37,7 +37,7 @@ _TABLE_STYLE = [
 
 
 def frame(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame of ``rows`` under ``columns`` (a thin wrapper that keeps chapters pandas-free)."""
+    """A DataFrame of ``rows`` under ``columns`` (chapters need not import pandas)."""
     return pd.DataFrame(list(rows), columns=list(columns))
 
 
