@@ -46,7 +46,7 @@ __all__ = [
 
 #: Runs behind each of the paper's means (PAPER.md section 5).
 PAPER_RUNS = 5
-#: Largest |gap| in combined standard errors that still counts as reproduced.
+#: Largest absolute gap, in combined standard errors, that still counts as reproduced.
 TOLERANCE = 2.0
 #: Profiles from the largest to the smallest, to say which smaller runs exist.
 _PROFILE_ORDER = ("paper", "midscale", "smoke", "smoke-encoded", "smoke-transfer", "smoke-text",
