@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import pandas as pd
+
 from .experiments import SCALING_SIDES, VARIANTS, data_caveat, get_experiment
 from .results import mean_sem
 from .tables import frame
@@ -330,7 +332,7 @@ def _gap_text(gap: float | None) -> str:
     return f"{'+' if gap > 0 else '-'}∞" if math.isinf(gap) else f"{gap:+.1f}"
 
 
-def score_frame(scores: Iterable[Score]):
+def score_frame(scores: Iterable[Score]) -> pd.DataFrame:
     """The rows of one table as a DataFrame for :func:`wcbook.tables.styled`: the paper's
     number (± its SE where it gives one), ours (± SE over seeds where n > 1), n, the gap in
     combined SEs, the status linked to the chapter that discusses the row, and why."""
