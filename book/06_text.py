@@ -200,7 +200,7 @@ if rows:
     ax.axvline(0.5, color="grey", ls=":", lw=1)
     ax.set(xlabel="test accuracy", xlim=(0.4, 1.0))
     ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     plt.show()
 
 # %%
