@@ -171,8 +171,8 @@ plt.show()
 # ## Whole runs
 #
 # The paper-profile records say how long real runs took. The paper reports 7 s per MNIST epoch on
-# two RTX A5500 GPUs (its Table 6); the target of this project was under 1.7 s per epoch on one
-# H100, i.e. a full 350-epoch MNIST run in under 10 minutes of training.
+# two RTX A5500 GPUs (its Table 6); the records below give the time per epoch and per run on one
+# H100.
 #
 # The from-scratch and MLP runs had the GPU to themselves. The encoder and IMDB runs did not:
 # `benchmarks/gpu_background.sh` trained three or four of them at once on the one H100 (the
@@ -212,7 +212,7 @@ for log in sorted((ROOT / "benchmarks" / "results").glob("*utilisation*.csv")):
 #
 # ```bash
 # python -m wcbook bench                  # full step benchmark on the device present
-# python -m wcbook bench --quick          # the CI form
+# python -m wcbook bench --quick          # a quick check: fewer repeats
 # python -m wcbook bench --training mnist-scratch --profile paper --epochs 3
 # python -m wcbook run mnist-scratch --profile paper --engine compiled
 # torchrun --nproc_per_node=gpu -m wcbook run mnist-scratch --profile paper --seeds 5

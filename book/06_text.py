@@ -41,8 +41,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from IPython.display import display
+
 from wcbook.experiments import TEXT_DEFAULTS, get_experiment, resolve
 from wcbook.results import load_records
+from wcbook.tables import frame, styled
 from wcbook.text import load_encoder, load_imdb, tokenize
 
 torch.set_num_threads(2)
@@ -165,33 +168,39 @@ rows = sorted(
     (r for r in load_records(ROOT / "results") if r["experiment"].startswith("imdb-")),
     key=lambda r: (r["profile"], r["experiment"]),
 )
-print(f"{'arm':20s} {'profile':11s} {'variant':14s} {'accuracy':>8s} {'paper':>8s}  "
-      "attractors (median distance)")
-for r in rows:
+
+
+def attractor_text(r: dict) -> str:
+    """Median distance of h and of the final state to the nearest target, and the fraction of
+    final states within 10% of the targets' separation."""
     att = r.get("attractors")
-    where = (
-        f"h {att['initial_median']:.3f} -> {att['final_median']:.3f} "
-        f"(separation {att['target_separation']:.3f}, within 10%: {att['final_within_10pct']:.2f})"
-        if att
-        else "-"
-    )
-    print(
-        f"{r['experiment']:20s} {r['profile']:11s} {r['variant'] or '-':14s} "
-        f"{r['metrics']['test_accuracy']:8.4f} {r['reference']['test_accuracy']:8.4f}  {where}"
-    )
+    if not att:
+        return "-"
+    return (f"h {att['initial_median']:.3f} -> {att['final_median']:.3f} (separation "
+            f"{att['target_separation']:.3f}, within 10%: {att['final_within_10pct']:.2f})")
+
+
+table = frame(
+    ((r["experiment"], r["profile"], r["variant"] or "-", f"{r['metrics']['test_accuracy']:.4f}",
+      f"{r['reference']['test_accuracy']:.4f}", attractor_text(r)) for r in rows),
+    ("arm", "profile", "variant", "accuracy", "paper", "attractors (median distance)"),
+)
+display(styled(table, "imdb-records", numeric=["accuracy", "paper"],
+               caption="Every record of the three IMDB arms beside Table 5"))
 print("encoder:", {r["config"]["text_options"].get("encoder") or "all-MiniLM-L6-v2" for r in rows})
 print("devices:", sorted({(r["profile"], r["device"]) for r in rows}))
 
 # %%
 if rows:
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    names = [f"{r['experiment'][5:]}\n({r['profile']})" for r in rows]
-    ax.bar(names, [r["metrics"]["test_accuracy"] for r in rows], color="tab:blue", label="ours")
-    ax.scatter(names, [r["reference"]["test_accuracy"] for r in rows], color="k", zorder=3,
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1))
+    names = [f"{r['experiment'][5:]} ({r['profile']})" for r in rows]
+    ax.barh(names, [r["metrics"]["test_accuracy"] for r in rows], color="tab:blue", label="ours")
+    ax.scatter([r["reference"]["test_accuracy"] for r in rows], names, color="k", zorder=3,
                label="paper (BERT-base)")
-    ax.axhline(0.5, color="grey", ls=":", lw=1)
-    ax.set(ylabel="test accuracy", ylim=(0.4, 1.0))
-    ax.legend(fontsize=8)
+    ax.axvline(0.5, color="grey", ls=":", lw=1)
+    ax.set(xlabel="test accuracy", xlim=(0.4, 1.0))
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     plt.show()
 
 # %%

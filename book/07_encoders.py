@@ -54,10 +54,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from wcbook.experiments import ENCODED_IDS, PROFILES, data_caveat, get_experiment, resolve
 from wcbook.encoders import count_parameters, parameter_table, wilson_cowan_counts
-from wcbook.results import archived_runs, encoder_table, load_records, mean_sem
+from wcbook.results import archived_runs, encoder_frame, load_records, mean_sem
+from wcbook.tables import styled
 from wcbook.training import load_data, load_trained, train
 
 torch.set_num_threads(2)
@@ -258,7 +260,16 @@ print("z is non-negative (ReLU) but not bounded by 1:", bool((z >= 0).all()), bo
 
 # %%
 runs = archived_runs(load_records(ROOT / "results"), ENCODED_IDS)
-print(encoder_table(runs, ENCODED_IDS))
+
+def show_encoder_table(ids, name: str) -> None:
+    """The encoder runs of ``ids`` as an HTML table, with the caveats of substitute rows below."""
+    table, notes = encoder_frame(runs, ids)
+    display(styled(table, name, numeric=["seeds"]))
+    for run, caveat in notes.items():
+        print(f"{run}: {caveat}")
+
+
+show_encoder_table(ENCODED_IDS, "encoder-records")
 
 # %%
 shown = [key for key in runs if not key[0].endswith("-softmax")]

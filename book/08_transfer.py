@@ -49,11 +49,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
 from wcbook.data import COLOR_DATASETS, load_color_images
 from wcbook.encoders import efficientnet_lite0, efficientnet_lite0_encoder, extract_features, linear_probe, parameter_table
 from wcbook.experiments import PROFILES, VARIANTS, data_caveat, get_experiment
-from wcbook.results import archived_runs, encoder_table, load_records, mean_sem
+from wcbook.results import archived_runs, encoder_frame, load_records, mean_sem
+from wcbook.tables import styled
 from wcbook.training import train
 
 torch.set_num_threads(2)
@@ -243,13 +245,25 @@ for name in IDS[:2]:
 # The committed records of the four ids, the `paper` profile where one exists, otherwise the smoke
 # profile; means over seeds with the standard deviation of the mean. Smoke rows check the machinery
 # only. The columns are those of {doc}`07_encoders` (*on target*: the fraction of test states $x(T)$
-# within 10% of the distance between two targets of a planted target). Read from `results/` on every execution, so paper-profile records appear here once they are
-# committed (`python -m wcbook run flowers-transfer --profile paper`, then its twin).
+# within 10% of the distance between two targets of a planted target). Read from `results/` on every
+# execution, so paper-profile records appear here once they are committed (`python -m wcbook run flowers-transfer --profile paper`, then its twin).
 
 # %%
 runs = archived_runs(load_records(ROOT / "results"), IDS)
-print(encoder_table(runs, IDS))
-print("\npaper best runs: CIFAR-10 86.83%, TF-FLOWERS 85.28% (the substitute row is not TF-FLOWERS)")
+
+def show_encoder_table(ids, name: str) -> None:
+    """The encoder runs of ``ids`` as an HTML table, with the caveats of substitute rows below."""
+    table, notes = encoder_frame(runs, ids)
+    display(styled(table, name, numeric=["seeds"]))
+    for run, caveat in notes.items():
+        print(f"{run}: {caveat}")
+
+
+show_encoder_table(IDS, "transfer-records")
+best = {i: get_experiment(i).reference["test_accuracy_best"]
+        for i in ("cifar10-vgg16", "flowers-transfer")}
+print("paper best runs:", ", ".join(f"{i} {v:.4f}" for i, v in best.items()),
+      "(the substitute row is not TF-FLOWERS)")
 
 # %%
 print("all four ids have an archived record:", {e for e, _ in runs} == set(IDS))

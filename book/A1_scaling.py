@@ -32,9 +32,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from wcbook.experiments import PROFILES, SCALING_SIDES, get_experiment
 from wcbook.results import pace_text
+from wcbook.tables import frame, styled
 
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 for name in ("smoke-scaling", "paper"):
@@ -64,23 +66,27 @@ def load(dataset, n, profile):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-table = {}
+def cell(r: dict | None) -> str:
+    """A record as "gamma, psi, seconds per epoch" ("mixed" where devices changed mid-run)."""
+    if r is None:
+        return "no record"
+    pace = "mixed" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f}"
+    return f"{r['metrics']['gamma']:.3f}, {r['metrics']['test_accuracy']:.4f}, {pace}"
+
+
+table, lines = {}, []
 for dataset in ("mnist", "fashion"):
-    print(f"\n{dataset}:  N     | Table {6 if dataset == 'mnist' else 7}: gamma psi   s/epoch | "
-          + " | ".join(f"{p} profile: gamma psi s/epoch" for p in ("smoke-scaling", "paper")))
     for side in SCALING_SIDES:
         n = side * side
         ref = get_experiment(f"scaling-{dataset}-{n}").reference
-        cells = []
         for profile in ("smoke-scaling", "paper"):
-            r = load(dataset, n, profile)
-            table[dataset, n, profile] = r
-            pace = "  mixed" if r is None or r["seconds_per_epoch"] is None else (
-                f"{r['seconds_per_epoch']:7.2f}")
-            cells.append("no record" if r is None else
-                         f"{r['metrics']['gamma']:.3f}  {r['metrics']['test_accuracy']:.4f}  {pace}")
-        print(f"        {n:5d} |        {ref['gamma']:.4f}  {ref['test_accuracy']:.4f}  "
-              f"{ref['seconds_per_epoch']:4d}    | " + " | ".join(cells))
+            table[dataset, n, profile] = load(dataset, n, profile)
+        lines.append((dataset, n,
+                      f"{ref['gamma']:g}, {ref['test_accuracy']:g}, {ref['seconds_per_epoch']:g}",
+                      cell(table[dataset, n, "smoke-scaling"]), cell(table[dataset, n, "paper"])))
+columns = ("data", "N", "paper (Tables 6, 7)", "smoke-scaling profile", "paper profile")
+display(styled(frame(lines, columns), "scaling-records", numeric=["N"],
+               caption="gamma, test accuracy psi, seconds per epoch"))
 
 # %%
 for (dataset, n, profile), r in table.items():

@@ -40,12 +40,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
-from wcbook.appendix import ablation_table, variant_table
+from wcbook.appendix import ABLATION_COLUMNS, VARIANT_COLUMNS, ablation_rows, variant_rows
 from wcbook.certificate import certify
 from wcbook.experiments import EXPERIMENTS, PROFILES, get_experiment, resolve
 from wcbook.models import unstable_mu
 from wcbook.params import WCParams
+from wcbook.tables import frame, styled
 from wcbook.training import load_data
 
 torch.set_num_threads(1)
@@ -66,8 +68,10 @@ for name in ABLATIONS:
 
 # %%
 for profile in ("smoke", "midscale"):
-    print(f"{profile}: {PROFILES[profile].description}\n")
-    print(ablation_table(profile, ROOT / "results"), "\n")
+    print(f"{profile}: {PROFILES[profile].description}")
+    display(styled(frame(ablation_rows(profile, ROOT / "results"), ABLATION_COLUMNS),
+                   f"ablations-{profile}", caption=f"{profile} profile, seed 0",
+                   numeric=["epochs", "test acc", "train acc", "gamma", "paper"]))
 
 # %% [markdown]
 # ## Forcing the eigenvalues out: what happens
@@ -228,7 +232,7 @@ print("the default above 0.9 at midscale:", default["metrics"]["test_accuracy"] 
 # (`python -m wcbook appendix variants --profile smoke --publish`, records
 # `results/mnist-scratch+<variant>/smoke/`) and, except `text-epochs`, under `midscale`. Neither
 # can reproduce the paper's 98.13%, so the tables compare each variant with the code-default run of
-# the same profile (`wcbook.appendix.variant_table`), and list the paper-profile record where one
+# the same profile (`wcbook.appendix.variant_rows`), and list the paper-profile record where one
 # exists.
 #
 # A variant counts as different only beyond the spread of the default configuration itself. Under
@@ -240,7 +244,10 @@ print("the default above 0.9 at midscale:", default["metrics"]["test_accuracy"] 
 
 # %%
 for profile in ("smoke", "midscale"):
-    print(f"{profile}:\n{variant_table(profile, ROOT / 'results')}\n")
+    spread, rows = variant_rows(profile, ROOT / "results")
+    display(styled(frame(rows, VARIANT_COLUMNS), f"variants-{profile}",
+                   caption=f"{profile} profile, seed 0: {spread}",
+                   numeric=["T", "T_eval", "ortho", "test acc", "gamma"]))
 print(f"paper (Table 2): {get_experiment('mnist-scratch').reference['test_accuracy']}")
 
 # %%
@@ -263,5 +270,4 @@ for profile, same_run in {"smoke": "mnist-scratch+text-epochs", "midscale": "mni
 # scores higher than the code's 400 evaluation steps on the very same trained model, at both
 # scales, the effect the training chapter shows for the evaluation horizon. No run here is at the
 # paper's scale, and the only paper-profile record is the code default's: which readings reproduce
-# the paper's 98.13% needs the paper-profile runs of each variant (a GPU; see the closing note of
-# the issue).
+# the paper's 98.13% needs the paper-profile runs of each variant, on a GPU.

@@ -69,7 +69,11 @@ __all__ = [
     "train_outcome",
     "certificate_record",
     "run_records",
+    "ABLATION_COLUMNS",
+    "VARIANT_COLUMNS",
+    "ablation_rows",
     "ablation_table",
+    "variant_rows",
     "variant_table",
     "add_arguments",
     "run",
@@ -201,6 +205,38 @@ def _fixed(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+ABLATION_COLUMNS = ("run", "status", "epochs", "test acc", "train acc", "gamma", "paper")
+VARIANT_COLUMNS = ("variant", "T", "T_eval", "coupling", "ortho", "test acc", "gamma",
+                   "vs default", "paper profile")
+
+
+def ablation_rows(
+    profile: str, results_dir: str | os.PathLike = "results"
+) -> list[tuple[str, ...]]:
+    """The rows of :func:`ablation_table` (columns :data:`ABLATION_COLUMNS`); a run without a
+    record has its status ``no <profile> record`` and empty cells."""
+    rows = []
+    for name in ("mnist-scratch", *ABLATION_IDS):
+        records = run_records(name, profile, results_dir=results_dir)
+        if not records:
+            rows.append((name, f"no {profile} record", "", "", "", "", ""))
+            continue
+        r = records[0]
+        history = r["history"]
+        train_accuracy = history.get("train_accuracy") or [None]
+        gamma = history.get("gamma") or [None]
+        rows.append((
+            name,
+            r.get("status", "finished"),
+            str(len(history.get("loss", []))),
+            _fixed(_accuracy(r), 4),
+            _fixed(train_accuracy[-1], 4),
+            _fixed(gamma[-1], 3),
+            _fixed(r["reference"].get("test_accuracy"), 4),
+        ))
+    return rows
+
+
 def ablation_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
     """The code default (``mnist-scratch``) and the three ablations under ``profile``, seed 0:
     status, epochs trained, test and training accuracy, learned gamma and the paper's accuracy."""
@@ -208,28 +244,21 @@ def ablation_table(profile: str, results_dir: str | os.PathLike = "results") -> 
         f"{'run':26s} {'status':9s} {'epochs':>6s} {'test acc':>8s} {'train acc':>9s} "
         f"{'gamma':>6s} {'paper':>6s}"
     ]
-    for name in ("mnist-scratch", *ABLATION_IDS):
-        records = run_records(name, profile, results_dir=results_dir)
-        if not records:
-            lines.append(f"{name:26s} no {profile} record")
+    for name, status, epochs, test, train, gamma, paper in ablation_rows(profile, results_dir):
+        if not epochs:
+            lines.append(f"{name:26s} {status}")
             continue
-        r = records[0]
-        history = r["history"]
-        paper = r["reference"].get("test_accuracy")
-        accuracy = _accuracy(r)
-        train_accuracy = history.get("train_accuracy") or [None]
-        gamma = history.get("gamma") or [None]
-        lines.append(
-            f"{name:26s} {r.get('status', 'finished'):9s} {len(history.get('loss', [])):6d} "
-            f"{_fixed(accuracy, 4):>8s} {_fixed(train_accuracy[-1], 4):>9s} "
-            f"{_fixed(gamma[-1], 3):>6s} {_fixed(paper, 4):>6s}"
-        )
+        lines.append(f"{name:26s} {status:9s} {epochs:>6s} {test:>8s} {train:>9s} {gamma:>6s} "
+                     f"{paper:>6s}")
     return "\n".join(lines)
 
 
-def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
-    """Each text-versus-code variant of ``mnist-scratch`` under ``profile`` (seed 0) beside the
-    code default under the same profile, with the paper-profile record where one exists.
+def variant_rows(
+    profile: str, results_dir: str | os.PathLike = "results"
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The spread of the default configuration (a sentence) and the rows of
+    :func:`variant_table` (columns :data:`VARIANT_COLUMNS`). A variant without a usable record
+    has only its name and, under ``vs default``, why. No rows without a default record.
 
     The spread that a difference must exceed to count is the range of test accuracies over the
     other runs of the default configuration: its further seeds and, under a profile that caps
@@ -237,7 +266,7 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
     """
     base = run_records("mnist-scratch", profile, results_dir=results_dir)
     if not base or _accuracy(base[0]) is None:
-        return f"no finished {profile} record of mnist-scratch to compare the variants with"
+        return f"no finished {profile} record of mnist-scratch to compare the variants with", []
     base_accuracy = _accuracy(base[0])
     default = resolve(get_experiment("mnist-scratch"), profile)
     repeats = [*base[1:]]
@@ -245,28 +274,20 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
         repeats += run_records("mnist-scratch", profile, "text-epochs", results_dir)[:1]
     repeats = [r for r in repeats if _accuracy(r) is not None]
     spread = max((abs(_accuracy(r) - base_accuracy) for r in repeats), default=0.0)
-    lines = [
-        f"spread of the default configuration over {len(repeats)} repeat(s): {spread:.4f}",
-        f"{'variant':14s} {'T':>4s} {'T_eval':>6s} {'coupling':>8s} {'ortho':>5s} "
-        f"{'test acc':>8s} {'gamma':>6s}  {'vs default':26s} paper profile",
-    ]
+    rows = []
     for variant in (None, *(name for _, name in VARIANT_RUNS)):
         label = variant or "(code default)"
         records = run_records("mnist-scratch", profile, variant, results_dir)
         paper_records = run_records("mnist-scratch", "paper", variant, results_dir)
         paper_text = f"{_accuracy(paper_records[0]):.4f}" if paper_records else "none"
         config = get_experiment("mnist-scratch", variant)
-        if not records:
+        if not records or _accuracy(records[0]) is None:
             same = dataclasses.replace(resolve(config, profile), variant=None) == default
-            lines.append(
-                f"{label:14s} no {profile} record"
-                + (" (under this profile: the default's configuration)" if same else "")
-            )
+            why = (records[0].get("status", "no accuracy") if records else f"no {profile} record"
+                   + (" (under this profile: the default's configuration)" if same else ""))
+            rows.append((label, "", "", "", "", "", "", why, ""))
             continue
         accuracy = _accuracy(records[0])
-        if accuracy is None:
-            lines.append(f"{label:14s} {records[0].get('status', 'no accuracy')}")
-            continue
         delta = accuracy - base_accuracy
         if variant is None:
             verdict = "-"
@@ -276,11 +297,31 @@ def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> s
             verdict = f"{delta:+.3f}, within the spread"
         else:
             verdict = f"{delta:+.3f}, {'better' if delta > 0 else 'worse'}"
-        lines.append(
-            f"{label:14s} {config.T_train:4.1f} {config.eval_horizon:6.1f} "
-            f"{config.params.coupling_scale:>8s} {config.ortho_factor:5.2f} {accuracy:8.4f} "
-            f"{records[0]['metrics']['gamma']:6.3f}  {verdict:26s} {paper_text}"
-        )
+        rows.append((label, f"{config.T_train:.1f}", f"{config.eval_horizon:.1f}",
+                     config.params.coupling_scale, f"{config.ortho_factor:.2f}",
+                     f"{accuracy:.4f}", f"{records[0]['metrics']['gamma']:.3f}", verdict,
+                     paper_text))
+    return f"spread of the default configuration over {len(repeats)} repeat(s): {spread:.4f}", rows
+
+
+def variant_table(profile: str, results_dir: str | os.PathLike = "results") -> str:
+    """Each text-versus-code variant of ``mnist-scratch`` under ``profile`` (seed 0) beside the
+    code default under the same profile, with the paper-profile record where one exists (see
+    :func:`variant_rows`)."""
+    spread, rows = variant_rows(profile, results_dir)
+    if not rows:
+        return spread
+    lines = [
+        spread,
+        f"{'variant':14s} {'T':>4s} {'T_eval':>6s} {'coupling':>8s} {'ortho':>5s} "
+        f"{'test acc':>8s} {'gamma':>6s}  {'vs default':26s} paper profile",
+    ]
+    for label, T, T_eval, coupling, ortho, accuracy, gamma, verdict, paper in rows:
+        if not T:
+            lines.append(f"{label:14s} {verdict}")
+            continue
+        lines.append(f"{label:14s} {T:>4s} {T_eval:>6s} {coupling:>8s} {ortho:>5s} "
+                     f"{accuracy:>8s} {gamma:>6s}  {verdict:26s} {paper}")
     return "\n".join(lines)
 
 

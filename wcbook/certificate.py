@@ -133,10 +133,11 @@ def network_jacobian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
 class AttractorCheck:
     """The linearisation at the attractor of one target.
 
-    ``residual``: max |G| at the planted state (x = T_k, y = y*), 0 for an exact fixed point;
-    ``newton_converged``: Newton found a fixed point from there; ``shift``: max |x - T_k| of that
-    fixed point (NaN if none was found); ``max_real``: largest real part of the eigenvalues of
-    the full Jacobian at the fixed point (at the planted state when Newton failed);
+    ``residual``: ``max |G|`` at the planted state (x = T_k, y = y*), 0 for an exact fixed
+    point; ``newton_converged``: Newton found a fixed point from there; ``shift``:
+    ``max |x - T_k|`` of that fixed point (NaN if none was found); ``max_real``: largest real
+    part of the eigenvalues of the full Jacobian at the fixed point (at the planted state when
+    Newton failed);
     ``max_real_x``: the same for the excitatory block J_xx alone, where the coupling enters (with
     w_IE = 0 the spectrum of J is that of J_xx together with the diagonal of J_yy).
     """

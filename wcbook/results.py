@@ -14,14 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import pandas as pd
+
+from .tables import frame
+
 __all__ = [
     "SummaryRow",
     "load_records",
     "mean_sem",
     "summarise",
     "format_table",
+    "summary_frame",
     "archived_runs",
     "encoder_table",
+    "encoder_rows",
+    "encoder_frame",
     "pace_text",
 ]
 
@@ -168,6 +175,32 @@ def format_table(rows: Iterable[SummaryRow], digits: int = 4) -> str:
     return "\n".join(text)
 
 
+def _with_sem(value: float | None, sem: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def summary_frame(rows: Iterable[SummaryRow], digits: int = 4) -> pd.DataFrame:
+    """Summary rows as a DataFrame for :func:`wcbook.tables.styled`: run, profile, metric, seeds,
+    our mean ± SEM, the paper's value ± its SEM and the gap."""
+    return frame(
+        (
+            (
+                row.experiment + (f"+{row.variant}" if row.variant else ""),
+                row.profile,
+                row.metric,
+                row.n,
+                _with_sem(row.mean, row.sem, digits),
+                _with_sem(row.paper, row.paper_sem, digits),
+                _signed(row.gap, digits) or "-",
+            )
+            for row in rows
+        ),
+        ("run", "profile", "metric", "seeds", "ours", "paper", "gap"),
+    )
+
+
 RunKey = tuple[str, "str | None"]
 
 
@@ -216,16 +249,17 @@ def _paper_text(reference: dict[str, float], key: str, digits: int = 4) -> str:
     return f"{reference[key]:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
 
 
-def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str]) -> str:
-    """The encoder experiments of :func:`archived_runs` beside the paper's Tables 3 and 4, one row
-    per Wilson-Cowan run (mean ± SEM over seeds): accuracy, learned gamma, the stage-1 accuracy
-    (encoder + head alone), what stage 2 adds to it, the softmax twin's accuracy, the fraction of
-    test states x(T) within 10% of the targets' separation, profile and device. Rows whose data or
-    encoder differ from the paper's are marked and their caveat printed below the table."""
+ENCODER_COLUMNS = ("run", "profile", "seeds", "accuracy", "paper T3", "gamma", "paper T4",
+                   "stage 1", "stage 2 adds", "softmax twin", "on target", "device")
+
+
+def encoder_rows(
+    runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str]
+) -> tuple[list[tuple[str, ...]], dict[str, str]]:
+    """The rows of :func:`encoder_table` (columns :data:`ENCODER_COLUMNS`) and the caveat of each
+    row whose data or encoder differ from the paper's, by row name."""
     order = list(experiments)
-    header = ("run", "profile", "seeds", "accuracy", "paper T3", "gamma", "paper T4", "stage 1",
-              "stage 2 adds", "softmax twin", "on target", "device")
-    lines, notes = [header], {}
+    rows, notes = [], {}
     for (experiment, variant), recs in sorted(
         runs.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] or "")
     ):
@@ -239,7 +273,7 @@ def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterabl
         twin = runs.get((f"{experiment}-softmax", variant), [])
         profile = recs[0]["profile"]
         metric = lambda key: lambda r: r["metrics"].get(key)  # noqa: E731
-        lines.append((
+        rows.append((
             name,
             profile,
             str(len(recs)),
@@ -255,8 +289,27 @@ def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterabl
             _mean_text(recs, lambda r: r.get("attractors", {}).get("final_within_10pct"), 3),
             ", ".join(sorted({r["device"] for r in recs})),
         ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return rows, notes
+
+
+def encoder_table(runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str]) -> str:
+    """The encoder experiments of :func:`archived_runs` beside the paper's Tables 3 and 4, one row
+    per Wilson-Cowan run (mean ± SEM over seeds): accuracy, learned gamma, the stage-1 accuracy
+    (encoder + head alone), what stage 2 adds to it, the softmax twin's accuracy, the fraction of
+    test states x(T) within 10% of the targets' separation, profile and device. Rows whose data or
+    encoder differ from the paper's are marked and their caveat printed below the table."""
+    rows, notes = encoder_rows(runs, experiments)
+    lines = [ENCODER_COLUMNS, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(ENCODER_COLUMNS))]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     out += [f"\n{name}: {caveat}" for name, caveat in notes.items()]
     return "\n".join(out)
+
+
+def encoder_frame(
+    runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`encoder_table` as a DataFrame for :func:`wcbook.tables.styled`, and its caveats."""
+    rows, notes = encoder_rows(runs, experiments)
+    return frame(rows, ENCODER_COLUMNS), notes

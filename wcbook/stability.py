@@ -170,7 +170,7 @@ def characteristic_polynomial(J: sp.Matrix) -> sp.Expr:
 
 
 def eigenvalue_expressions(J: sp.Matrix) -> tuple[sp.Expr, sp.Expr]:
-    """s_+ and s_- = (tr J +- sqrt(tr^2 J - 4 det J)) / 2."""
+    """``s_+`` and ``s_-`` = (tr J +- sqrt(tr^2 J - 4 det J)) / 2."""
     tr, det = J.trace(), J.det()
     root = sp.sqrt(tr**2 - 4 * det)
     return (tr + root) / 2, (tr - root) / 2
@@ -206,7 +206,7 @@ def numeric_jacobian(p: WCParams) -> Any:
 def node_eigenvalues(
     x: float, y: float, mu: complex, p: WCParams = WCParams(), gamma: float | None = None
 ) -> tuple[complex, complex]:
-    """s_+ and s_- at (x, y) for a mode with Gamma * lambda = ``mu``."""
+    """``s_+`` and ``s_-`` at (x, y) for a mode with Gamma * lambda = ``mu``."""
     s = _eigenvalues(np.asarray(mu), x, y, p, p.gamma if gamma is None else gamma)
     return complex(s[0]), complex(s[1])
 

@@ -1,0 +1,107 @@
+"""The scorecard: every paper number is listed, and each verdict follows its stated rule."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from wcbook.experiments import EXPERIMENTS, data_caveat, get_experiment
+from wcbook.results import load_records
+from wcbook.scorecard import (
+    PAPER_RUNS,
+    TABLE_TITLES,
+    TOLERANCE,
+    Entry,
+    paper_entries,
+    score,
+    score_frame,
+    scorecard,
+    status_counts,
+)
+from wcbook.tables import styled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(experiment, value, *, seed=0, profile="paper", variant=None, **extra):
+    metrics = {"test_accuracy": value, "gamma": 0.8}
+    return {"experiment": experiment, "variant": variant, "profile": profile, "seed": seed,
+            "metrics": metrics, "device": "cpu", **extra}
+
+
+def test_every_reference_number_of_the_paper_tables_has_a_row():
+    entries = paper_entries()
+    listed = {(e.experiment, e.metric) for e in entries}
+    for entry in entries:
+        reference = EXPERIMENTS[entry.experiment].reference
+        for key in reference:
+            if not key.endswith("_sem"):
+                assert (entry.experiment, key) in listed, (entry.experiment, key)
+    assert {e.table for e in entries} == set(TABLE_TITLES)
+    assert sum(e.table in ("Table 6", "Table 7") for e in entries) == 2 * 7 * 3
+
+
+def test_within_tolerance_is_reproduced_with_the_borrowed_spread_for_one_seed():
+    reference = get_experiment("mnist-scratch").reference
+    sem = reference["test_accuracy_sem"]
+    combined = math.hypot(sem, sem * math.sqrt(PAPER_RUNS))
+    entry = Entry("Table 2", "x", "mnist-scratch", "test_accuracy")
+    near = score(entry, [record("mnist-scratch", reference["test_accuracy"] + combined)])
+    assert near.status == "reproduced" and near.gap_se == pytest.approx(1.0)
+    far = score(entry, [record("mnist-scratch", reference["test_accuracy"] - 3 * combined)])
+    assert far.gap_se == pytest.approx(-3.0) and abs(far.gap_se) > TOLERANCE
+    assert far.status == "off" and far.reason == ""
+
+
+def test_several_seeds_use_their_own_standard_error():
+    entry = Entry("Table 2", "x", "mnist-mlp", "test_accuracy")
+    runs = [record("mnist-mlp", v, seed=k) for k, v in enumerate((0.980, 0.982, 0.984))]
+    row = score(entry, runs)
+    assert row.n == 3 and row.ours == pytest.approx(0.982)
+    assert row.ours_se == pytest.approx(0.002 / math.sqrt(3))
+
+
+def test_missing_names_the_smaller_profiles_and_ignores_them():
+    entry = Entry("Table 3", "x", "cifar10-vgg16", "test_accuracy")
+    row = score(entry, [record("cifar10-vgg16", 0.9, profile="smoke-transfer")])
+    assert row.status == "missing" and row.ours is None
+    assert "smoke-transfer" in row.reason
+
+
+def test_a_known_cause_turns_off_into_explained():
+    entry = Entry("Table 3", "x", "flowers-transfer", "test_accuracy")
+    caveat = data_caveat(get_experiment("flowers-transfer"))
+    row = score(entry, [record("flowers-transfer", 0.5, caveat=caveat)])
+    assert row.status == "explained" and caveat in row.reason
+
+
+def test_variants_are_tried_in_order():
+    entry = Entry("Table 5", "x", "imdb-encoder", "test_accuracy", ("batch-32-bf16", None))
+    runs = [record("imdb-encoder", 0.88), record("imdb-encoder", 0.7, variant="batch-32-bf16")]
+    row = score(entry, runs)
+    assert row.variant == "batch-32-bf16" and row.ours == pytest.approx(0.7)
+
+
+def test_the_outcome_row_counts_diverged_runs_on_the_largest_profile():
+    entry = Entry("App. E", "x", "ablation-unstable", "status", outcome="diverged")
+    runs = [record("ablation-unstable", None, profile="smoke", status="diverged", seed=k)
+            for k in range(3)]
+    runs.append(record("ablation-unstable", 0.9, profile="midscale"))
+    row = score(entry, runs)
+    assert row.profile == "midscale" and row.status == "off" and row.ours == 0
+
+
+def test_committed_records_give_one_row_per_number_and_html_tables():
+    rows = scorecard(load_records(ROOT / "results"))
+    assert len(rows) == len(paper_entries())
+    assert sum(status_counts(rows).values()) == len(rows)
+    for table in TABLE_TITLES:
+        html = styled(score_frame([r for r in rows if r.entry.table == table]), "t").to_html()
+        assert "<table" in html and 'href="' in html
+        assert html == styled(score_frame([r for r in rows if r.entry.table == table]),
+                              "t").to_html()
+
+
+def test_styled_refuses_a_name_that_is_no_html_id():
+    with pytest.raises(ValueError):
+        styled(score_frame([]), "two words")

@@ -1,0 +1,352 @@
+"""Every number of the paper's Tables 1-7 and Appendix E beside ours, with a verdict.
+
+The paper's numbers are the ``reference`` fields of the experiment registry
+(:data:`wcbook.experiments.EXPERIMENTS`); ours are the committed records under ``results/``
+(:func:`wcbook.results.load_records`) of the ``paper`` profile. Nothing else enters.
+
+**The gap in standard errors.** The paper gives the mean over :data:`PAPER_RUNS` runs and its
+standard error (SE); for a mean of ours over n >= 2 seeds the SE is ours too. The gap is
+``(ours - paper) / sqrt(SE_paper^2 + SE_ours^2)``. Two cases lack an SE, and borrow the spread of
+one run, ``sd = SE * sqrt(PAPER_RUNS)``, from the paper's five-run row of the same model:
+
+* a single number of ours (n = 1), and the best-of-runs values on either side: their SE is sd;
+* the single-run rows of the paper (Tables 6, 7, App. E): the sd of the from-scratch model on the
+  same data set (``spread_from`` of the :class:`Entry`).
+
+**Status.** ``reproduced`` when the gap is within :data:`TOLERANCE` standard errors; otherwise
+``explained`` where a known cause accounts for it (our data or encoder differ, the authors' code
+does something other than the text, other hardware), else ``off``. ``missing`` when no finished
+paper-profile record exists; the smaller profiles that do exist are named. A qualitative row
+(training fails) is judged on the largest profile that has records, which the row names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .experiments import SCALING_SIDES, VARIANTS, data_caveat, get_experiment
+from .results import mean_sem
+from .tables import frame
+
+__all__ = [
+    "PAPER_RUNS",
+    "TOLERANCE",
+    "Entry",
+    "Score",
+    "paper_entries",
+    "score",
+    "scorecard",
+    "status_counts",
+    "chapter_of",
+    "TABLE_TITLES",
+    "score_frame",
+]
+
+#: Runs behind each of the paper's means (PAPER.md section 5).
+PAPER_RUNS = 5
+#: Largest absolute gap, in combined standard errors, that still counts as reproduced.
+TOLERANCE = 2.0
+#: Profiles from the largest to the smallest, to say which smaller runs exist.
+_PROFILE_ORDER = ("paper", "midscale", "smoke", "smoke-encoded", "smoke-transfer", "smoke-text",
+                  "smoke-scaling")
+
+#: Where each experiment family is discussed in the book (page names under book/).
+_CHAPTERS = (
+    ("imdb-", "06_text"),
+    ("cifar10-", "08_transfer"),
+    ("flowers-", "08_transfer"),
+    ("mnist-cnn", "07_encoders"),
+    ("fashion-cnn", "07_encoders"),
+    ("scaling-", "A1_scaling"),
+    ("ablation-", "A2_ablations"),
+    ("", "04_training"),
+)
+
+#: Causes of a gap that the records' caveats do not state: the authors' code differs from the
+#: paper's text (PAPER.md, "known defects").
+_KNOWN_CAUSES = {
+    "imdb-wc": "the authors' script never runs the Euler loop, so the paper's number is that of "
+    "the distance head (row above); with the dynamics running the model stays at chance",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One number of the paper: where it is printed, what it measures, and which runs of ours
+    answer it (the first of ``variants`` with paper-profile records; None is the default).
+    ``outcome`` marks a qualitative row (the record status the paper reports) instead of a
+    number; ``spread_from`` names the five-run experiment whose spread a single-run row borrows.
+    """
+
+    table: str
+    label: str
+    experiment: str
+    metric: str
+    variants: tuple[str | None, ...] = (None,)
+    spread_from: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One scorecard row: the paper's number and ours, the gap and the verdict."""
+
+    entry: Entry
+    paper: float | None
+    paper_se: float | None
+    ours: float | None
+    ours_se: float | None
+    n: int
+    profile: str | None
+    variant: str | None
+    gap_se: float | None
+    status: str
+    reason: str
+    chapter: str
+
+
+def chapter_of(experiment: str) -> str:
+    """The book page (under ``book/``) that discusses ``experiment``."""
+    return next(page for prefix, page in _CHAPTERS if experiment.startswith(prefix))
+
+
+def paper_entries() -> list[Entry]:
+    """Every number of Tables 1-7 and Appendix E, in the paper's order."""
+    entries = [
+        Entry("Table 1", "learned gamma, MNIST", "mnist-scratch", "gamma"),
+        Entry("Table 1", "learned gamma, Fashion-MNIST", "fashion-scratch", "gamma"),
+        Entry("Table 2", "MNIST, Wilson-Cowan", "mnist-scratch", "test_accuracy"),
+        Entry("Table 2", "MNIST, Wilson-Cowan, best run", "mnist-scratch", "test_accuracy_best"),
+        Entry("Table 2", "MNIST, MLP", "mnist-mlp", "test_accuracy"),
+        Entry("Table 2", "Fashion-MNIST, Wilson-Cowan", "fashion-scratch", "test_accuracy"),
+        Entry("Table 2", "Fashion-MNIST, MLP", "fashion-mlp", "test_accuracy"),
+    ]
+    encoders = (("MNIST, CNN", "mnist-cnn"), ("Fashion-MNIST, CNN", "fashion-cnn"),
+                ("CIFAR-10, VGG16", "cifar10-vgg16"), ("TF-FLOWERS, VGG16", "flowers-transfer"))
+    for label, experiment in encoders:
+        entries.append(Entry("Table 3", f"{label} + Wilson-Cowan", experiment, "test_accuracy"))
+        if "test_accuracy_best" in get_experiment(experiment).reference:
+            entries.append(Entry("Table 3", f"{label} + Wilson-Cowan, best run", experiment,
+                                 "test_accuracy_best"))
+    entries += [Entry("Table 4", f"learned gamma, {label}", experiment, "gamma")
+                for label, experiment in encoders]
+    imdb = ("batch-32-bf16", None)
+    entries += [
+        Entry("Table 5", "BERT + Wilson-Cowan (dynamics run)", "imdb-wc", "test_accuracy", imdb),
+        Entry("Table 5", "BERT + Wilson-Cowan as the authors' code runs it (distance head)",
+              "imdb-distance-head", "test_accuracy", imdb),
+        Entry("Table 5", "BERT alone", "imdb-encoder", "test_accuracy", imdb),
+    ]
+    for table, name, base in (("Table 6", "mnist", "mnist-scratch"),
+                              ("Table 7", "fashion", "fashion-scratch")):
+        for side in SCALING_SIDES:
+            n = side * side
+            for metric, what in (("gamma", "gamma"), ("test_accuracy", "accuracy"),
+                                 ("seconds_per_epoch", "s/epoch")):
+                entries.append(Entry(table, f"N = {n}, {what}", f"scaling-{name}-{n}", metric,
+                                     spread_from=base))
+    entries += [
+        Entry("App. E", "eigenvalues forced unstable: training fails", "ablation-unstable",
+              "status", outcome="diverged"),
+        Entry("App. E", "planted eigenvectors learned", "ablation-learned-planted",
+              "test_accuracy", spread_from="mnist-scratch"),
+        Entry("App. E", "planted eigenvalue 0.1 (not in the kernel)", "ablation-not-in-kernel",
+              "test_accuracy", spread_from="mnist-scratch"),
+    ]
+    return entries
+
+
+#: What each of the paper's tables reports.
+TABLE_TITLES = {
+    "Table 1": "Table 1: the learned time scale gamma, from scratch",
+    "Table 2": "Table 2: test accuracy from scratch, Wilson-Cowan network and MLP baseline",
+    "Table 3": "Table 3: test accuracy with an encoder in front of the dynamics",
+    "Table 4": "Table 4: the learned gamma with an encoder in front",
+    "Table 5": "Table 5: IMDB reviews, a text encoder in front",
+    "Table 6": "Table 6: MNIST resized to N pixels (single runs)",
+    "Table 7": "Table 7: Fashion-MNIST resized to N pixels (single runs)",
+    "App. E": "Appendix E: ablations on MNIST",
+}
+
+
+def _finished(record: dict[str, Any]) -> bool:
+    return record.get("status", "finished") == "finished"
+
+
+def _runs(entry: Entry, records: list[dict[str, Any]], profile: str) -> tuple[str | None, list]:
+    """The variant and the records of ``entry`` under ``profile`` (first variant that has any)."""
+    for variant in entry.variants:
+        found = [r for r in records if r["experiment"] == entry.experiment
+                 and r.get("variant") == variant and r["profile"] == profile]
+        if found:
+            return variant, sorted(found, key=lambda r: r["seed"])
+    return None, []
+
+
+def _value(record: dict[str, Any], metric: str) -> float | None:
+    """A metric of one finished record; the time per epoch of its first GPU session when it was
+    trained on several devices."""
+    if metric == "seconds_per_epoch":
+        if record.get("seconds_per_epoch") is not None:
+            return record["seconds_per_epoch"]
+        gpu = [s for s in record.get("sessions", []) if s["device_type"] == "cuda"]
+        return gpu[0]["seconds_per_epoch"] if gpu else None
+    key = "test_accuracy" if metric == "test_accuracy_best" else metric
+    return record["metrics"].get(key)
+
+
+def _run_sd(experiment: str, metric: str) -> float | None:
+    """The spread of one of the paper's runs, from a five-run mean's standard error."""
+    key = "test_accuracy" if metric == "test_accuracy_best" else metric
+    sem = get_experiment(experiment).reference.get(f"{key}_sem")
+    return None if sem is None else sem * math.sqrt(PAPER_RUNS)
+
+
+def _paper(entry: Entry) -> tuple[float | None, float | None, float | None]:
+    """The paper's value, its SE as used in the gap, and the spread of one run."""
+    reference = get_experiment(entry.experiment).reference
+    value = reference.get(entry.metric)
+    sd = _run_sd(entry.spread_from or entry.experiment, entry.metric)
+    if entry.metric == "test_accuracy_best" or entry.spread_from:
+        return value, sd, sd
+    return value, reference.get(f"{entry.metric}_sem"), sd
+
+
+def _smaller_profiles(entry: Entry, records: list[dict[str, Any]]) -> list[str]:
+    have = {r["profile"] for r in records if r["experiment"] == entry.experiment}
+    return [p for p in _PROFILE_ORDER if p in have and p != "paper"] + sorted(
+        have - set(_PROFILE_ORDER))
+
+
+def _cause(entry: Entry, record: dict[str, Any], variant: str | None) -> str:
+    """The known causes of a gap for ``entry`` measured by ``record`` ('' where none is known)."""
+    if entry.metric == "seconds_per_epoch":
+        device = record["device"] if record.get("seconds_per_epoch") is not None else next(
+            s["device"] for s in record["sessions"] if s["device_type"] == "cuda")
+        return f"other hardware: ours timed on one {device}"
+    causes = [_KNOWN_CAUSES.get(entry.experiment), record.get("caveat")
+              or data_caveat(get_experiment(entry.experiment, variant))]
+    if variant:
+        causes.append(f"run as variant {variant} ({VARIANTS[variant].description.split(':')[0]})")
+    return "; ".join(c for c in causes if c)
+
+
+def _outcome_score(entry: Entry, records: list[dict[str, Any]], chapter: str) -> Score:
+    profiles = [p for p in _PROFILE_ORDER if _runs(entry, records, p)[1]]
+    if not profiles:
+        return Score(entry, None, None, None, None, 0, None, None, None, "missing",
+                     "no record", chapter)
+    profile = profiles[0]
+    variant, runs = _runs(entry, records, profile)
+    hits = sum(r.get("status", "finished") == entry.outcome for r in runs)
+    status = "reproduced" if hits == len(runs) else "off"
+    reason = f"{hits} of {len(runs)} {profile}-profile runs {entry.outcome}"
+    if profile != "paper":
+        reason += "; no paper-profile run"
+    return Score(entry, None, None, float(hits), None, len(runs), profile, variant, None,
+                 status, reason, chapter)
+
+
+def score(entry: Entry, records: list[dict[str, Any]]) -> Score:
+    """The scorecard row of one paper number against ``records``."""
+    chapter = chapter_of(entry.experiment)
+    if entry.outcome is not None:
+        return _outcome_score(entry, records, chapter)
+    paper, paper_se, run_sd = _paper(entry)
+    variant, runs = _runs(entry, records, "paper")
+    values = [v for v in (_value(r, entry.metric) for r in runs if _finished(r)) if v is not None]
+    if not values:
+        smaller = _smaller_profiles(entry, records)
+        diverged = any(not _finished(r) for r in runs)
+        reason = "paper-profile run diverged" if diverged else "no paper-profile run"
+        reason += f"; smaller runs: {', '.join(smaller)}" if smaller else ""
+        return Score(entry, paper, paper_se, None, None, len(runs), None, variant, None,
+                     "off" if diverged else "missing", reason, chapter)
+    if entry.metric == "test_accuracy_best":
+        ours, ours_se = max(values), run_sd
+    else:
+        ours, ours_se = mean_sem(values)
+        ours_se = run_sd if ours_se is None else ours_se
+    gap_se = _gap(ours, paper, paper_se, ours_se, entry.metric)
+    cause = _cause(entry, runs[0], variant)
+    if gap_se is not None and abs(gap_se) <= TOLERANCE:
+        status = "reproduced"
+    else:
+        status = "explained" if cause else "off"
+    return Score(entry, paper, paper_se, ours, ours_se, len(values), "paper", variant, gap_se,
+                 status, cause, chapter)
+
+
+def _gap(ours: float, paper: float | None, paper_se: float | None, ours_se: float | None,
+         metric: str) -> float | None:
+    """(ours - paper) in combined standard errors; None where no SE is known (timings)."""
+    if paper is None or metric == "seconds_per_epoch":
+        return None
+    combined = math.hypot(paper_se or 0.0, ours_se or 0.0)
+    if combined == 0.0:
+        return math.copysign(math.inf, ours - paper) if ours != paper else 0.0
+    return (ours - paper) / combined
+
+
+def scorecard(records: Iterable[dict[str, Any]]) -> list[Score]:
+    """Every paper number (:func:`paper_entries`) scored against ``records``."""
+    records = list(records)
+    return [score(entry, records) for entry in paper_entries()]
+
+
+def status_counts(scores: Iterable[Score]) -> dict[str, int]:
+    """How many rows carry each status, in the order reproduced, explained, off, missing."""
+    scores = list(scores)
+    return {s: sum(row.status == s for row in scores)
+            for s in ("reproduced", "explained", "off", "missing")}
+
+
+_DIGITS = {"test_accuracy": 4, "test_accuracy_best": 4, "gamma": 3, "seconds_per_epoch": 2}
+
+
+def _ours_text(row: Score) -> str:
+    if row.entry.outcome is not None:
+        return "-" if row.profile is None else f"{row.entry.outcome}: {row.ours:.0f} of {row.n}"
+    if row.ours is None:
+        return "-"
+    digits = _DIGITS[row.entry.metric]
+    own_se = row.n > 1 and row.entry.metric != "test_accuracy_best"
+    return f"{row.ours:.{digits}f}" + (f" ± {row.ours_se:.{digits}f}" if own_se else "")
+
+
+def _paper_text(row: Score) -> str:
+    if row.entry.outcome is not None:
+        return "training fails"
+    reference = get_experiment(row.entry.experiment).reference
+    sem = reference.get(f"{row.entry.metric}_sem")
+    return f"{row.paper:g}" + ("" if sem is None else f" ± {sem:g}")
+
+
+def _gap_text(gap: float | None) -> str:
+    if gap is None:
+        return "-"
+    return f"{'+' if gap > 0 else '-'}∞" if math.isinf(gap) else f"{gap:+.1f}"
+
+
+def score_frame(scores: Iterable[Score]) -> pd.DataFrame:
+    """The rows of one table as a DataFrame for :func:`wcbook.tables.styled`: the paper's
+    number (± its SE where it gives one), ours (± SE over seeds where n > 1), n, the gap in
+    combined SEs, the status linked to the chapter that discusses the row, and why."""
+    rows = []
+    for row in scores:
+        profile = "" if row.profile in (None, "paper") else f" ({row.profile})"
+        variant = f" [{row.variant}]" if row.variant else ""
+        rows.append((
+            row.entry.label + variant,
+            _paper_text(row),
+            _ours_text(row) + profile,
+            row.n,
+            _gap_text(row.gap_se),
+            f'<a href="{row.chapter}.html">{row.status}</a>',
+            row.reason,
+        ))
+    return frame(rows, ("what", "paper", "ours", "n", "gap (SE)", "status", "why"))
