@@ -295,6 +295,16 @@ for T_eval in (cfg.T_train, cfg.eval_horizon):
     print(f"T_eval = {T_eval:5.1f}: test accuracy {accuracy:.4f}")
 
 # %% [markdown]
+# ## Five seeds at once
+#
+# The paper reports means over five runs. `python -m wcbook run mnist-scratch --profile paper
+# --seeds 5` trains the five seeds as one *ensemble*: the parameters of the five networks are
+# stacked on a leading axis and each Euler step multiplies all five states with their own coupling
+# matrices in one batched product. Each member remains the run of its seed alone (its own
+# initialisation, data order, gradient and Adam state); the {doc}`05_performance` chapter shows how
+# and what it buys.
+
+# %% [markdown]
 # ## Against the paper (Tables 1 and 2)
 #
 # Every committed results record in `results/` (made by `python -m wcbook run ... --publish`; your
