@@ -235,9 +235,12 @@ for log in sorted((ROOT / "benchmarks" / "results").glob("*utilisation*.csv")):
 # The ensemble benchmark (`python -m wcbook bench --ensemble`) measures seconds per model and paper
 # epoch (300 steps of batch 200, 25 Euler steps, forward and adjoint, Adam) for ensembles of
 # several sizes and, in the same run, for the plain alternative: as many separate processes
-# sharing the device. A CPU is already busy with one model, so there the ensemble can at best keep
-# pace with separate processes; the gain it is built for is on a GPU, where a GPU record will sit
-# beside the CPU one once a GPU has run it.
+# sharing the device. A CPU is already busy with one model: there the ensemble has nothing to gain,
+# and the record below shows it slower per model than separate processes (its batched products and
+# element-wise passes over $(S, B, N)$ blocks use the two cores less well than two processes do),
+# which is why `--ensemble auto` trains the seeds one at a time on a CPU. The gain it is built for is
+# on a GPU, where one model fills a few per cent of the device; the GPU record will sit beside this
+# one once a GPU has run the benchmark.
 
 # %%
 from wcbook.bench_ensemble import SCHEMA as ENSEMBLE_SCHEMA
@@ -256,7 +259,8 @@ for name, r in latest.items():
 columns = ["N", "matmul", "S", "ensemble s/model-epoch", "processes s/model-epoch", "speed-up"]
 for name, r in latest.items():
     rows = [[row[c] for c in columns] for row in ensemble_table(r)]
-    display(styled(frame(rows, columns), f"ensemble-{name[:12]}", numeric=columns[3:],
+    slug = "ensemble-" + "-".join("".join(c if c.isalnum() else " " for c in name).split())
+    display(styled(frame(rows, columns), slug.lower(), numeric=columns[3:],
                    caption=f"{name}: seconds per model and paper epoch, ensemble vs processes"))
 
 # %% [markdown]

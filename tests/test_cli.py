@@ -62,7 +62,8 @@ def test_the_readme_shows_this_first_run():
 
 def test_every_subcommand_is_in_one_help_tree(capsys):
     names = [sub.name for sub in cli.SUBCOMMANDS]
-    assert names == ["run", "bench", "appendix", "certify", "data", "list", "summary"]
+    assert names == ["run", "bench", "appendix", "certify", "data", "list", "summary", "campaign",
+                     "robustness"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli.main([name, "--help"])
@@ -85,7 +86,7 @@ def test_run_options_are_kept(capsys):
     for option in (
         "--profile", "--variant", "--seeds", "--seed-start", "--device", "--out", "--publish",
         "--results-dir", "--checkpoint-dir", "--no-resume", "--no-progress", "--engine",
-        "--no-cuda-graph", "--data-parallel",
+        "--no-cuda-graph", "--data-parallel", "--ensemble", "--matmul",
     ):
         assert option in usage
 

@@ -136,8 +136,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--ensemble",
         default="auto",
         type=_ensemble_size,
-        help="seeds trained at once as one ensemble: auto (all of them where the kind allows), "
-        "off (one at a time) or a number (default auto)",
+        help="seeds trained at once as one ensemble: auto (all of them on a GPU where the kind "
+        "allows, one at a time on a CPU), off (one at a time) or a number (default auto)",
     )
     parser.add_argument(
         "--matmul",
@@ -221,7 +221,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     mine = seeds if args.data_parallel else launch.share(seeds)
     try:
         status = 0
-        for group in _ensembles(args, config, profile, mine, launch):
+        for group in _ensembles(args, config, profile, mine, launch, device):
             status = max(status, _run_seeds(args, config, profile, group, device, launch))
         return status
     finally:
@@ -230,10 +230,10 @@ def run_experiment(args: argparse.Namespace) -> int:
 
 def _ensembles(
     args: argparse.Namespace, config: ExperimentConfig, profile: Profile, seeds: list[int],
-    launch: Launch,
+    launch: Launch, device: torch.device,
 ) -> list[list[int]]:
-    """The seeds still to train, in ensembles of ``--ensemble`` members (auto: all of them
-    when the kind stacks and the run is not data-parallel, else one at a time)."""
+    """The seeds still to train, in ensembles of ``--ensemble`` members (auto: all of them on a
+    GPU when the kind stacks and the run is not data-parallel, else one at a time)."""
     results_dir, _ = _run_folders(args)
     todo = []
     for seed in seeds:
@@ -244,8 +244,9 @@ def _ensembles(
             continue
         todo.append(seed)
     size = args.ensemble
-    if size is None:
-        size = len(todo) if kind_of(config).stackable and not args.data_parallel else 1
+    if size is None:  # on a CPU an ensemble is slower per model than one run after another
+        stack = kind_of(config).stackable and not args.data_parallel and device.type == "cuda"
+        size = len(todo) if stack else 1
     return [todo[i : i + size] for i in range(0, len(todo), max(size, 1))]
 
 
