@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any, Sequence
 
 import torch
+from matplotlib.ticker import NullLocator
 
 from .ensemble import Ensemble
 from .experiments import get_experiment
@@ -123,16 +124,21 @@ def ensemble_benchmark(
 
 
 def plot_throughput(record: dict[str, Any], ax: Any, matmul: str = "fp32") -> None:
-    """Model-epochs per second against members, one line per (N, mode), from a record."""
+    """Model-epochs per second against members, one colour per N, solid for the ensemble and
+    dashed for separate processes, from a record."""
     rows = [r for r in record["rows"] if r["matmul"] == matmul]
-    for n_nodes in sorted({r["n_nodes"] for r in rows}):
+    sizes = sorted({r["n_nodes"] for r in rows})
+    for colour, n_nodes in zip(("C0", "C1", "C2", "C3"), sizes):
         for mode, style in (("ensemble", "-o"), ("processes", "--s")):
             line = sorted((r["members"], 1 / r["model_epoch_s"]) for r in rows
                           if r["n_nodes"] == n_nodes and r["mode"] == mode)
             if line:
-                ax.plot(*zip(*line), style, label=f"N = {n_nodes}, {mode}")
+                ax.plot(*zip(*line), style, color=colour, label=f"N = {n_nodes}, {mode}")
+    members = sorted({r["members"] for r in rows})
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(members, [str(m) for m in members])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("models trained at once (S)")
     ax.set_ylabel("model-epochs per second")
     ax.legend(fontsize="small")
