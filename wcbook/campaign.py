@@ -11,7 +11,8 @@ scaling configuration (App. D), one of each ablation (App. E) and of three text-
 variants, the 5 seeds of Table 5, and last the further scaling seeds. A run's cost is estimated from
 the published records of the same run on the same kind of device (else of the same kind of model,
 scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
-runs unless an ensemble benchmark of that device says less.
+runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
+plan stays on the safe side until a GPU ensemble benchmark says by how much.
 """
 
 from __future__ import annotations
