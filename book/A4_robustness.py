@@ -47,7 +47,8 @@
 # size does not fit a CPU budget.
 #
 # Every number comes from the records in `robustness/<run>/midscale/seed0.json`, written by
-# `python -m wcbook.robustness <run> --profile midscale` from the weights in `models/`.
+# `python -m wcbook robustness <run> --profile midscale --publish` from the weights in `models/`
+# (without `--publish` the record goes to the working folder, `~/.cache/wcbook/runs/robustness/`).
 
 # %%
 # %matplotlib inline

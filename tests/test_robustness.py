@@ -170,3 +170,26 @@ def test_records_validate(synthetic_env, tmp_path, run_id):
 def test_settings_refuse_an_unknown_gradient():
     with pytest.raises(ValueError, match="gradient must be"):
         rb.Settings(gradient="halfway")
+
+
+def test_command_writes_the_working_folder_unless_published(synthetic_env, tmp_path,
+                                                             monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = rb.run_config("mnist-mlp", "smoke")
+    out = tmp_path / "mine"
+    rb.export_weights(config.build_model(0), "mnist-mlp", "smoke", 0, how="test",
+                      models_dir=out / "models")
+    parser = argparse.ArgumentParser()
+    rb.add_arguments(parser)
+    small = ["--n-test", "20", "--n-attack", "2"]
+    assert rb.run(parser.parse_args(["mnist-mlp", "--profile", "smoke", "--out", str(out),
+                                     *small])) == 0
+    assert rb.load_record("mnist-mlp", "smoke", 0, out / "robustness")["run"] == "mnist-mlp"
+    assert not (tmp_path / "robustness").exists()
+    args = parser.parse_args(["mnist-mlp", "--profile", "smoke", "--publish", *small])
+    assert rb.run(args) == 2
+    assert "no exported weights" in capsys.readouterr().err
+    rb.export_weights(config.build_model(0), "mnist-mlp", "smoke", 0, how="test",
+                      models_dir=tmp_path / "models")
+    assert rb.run(args) == 0
+    assert (tmp_path / "robustness" / "mnist-mlp" / "smoke" / "seed0.json").exists()

@@ -1,6 +1,7 @@
 """Where the command line writes: the committed (published) folders, or a user's working folder.
 
-The repository's records (``results/``, ``certificates/``, ``benchmarks/results/``) are what the
+The repository's records (``results/``, ``certificates/``, ``benchmarks/results/``,
+``robustness/``) and exported weights (``models/``) are what the
 book and the tests read; a command writes there only when asked with ``--publish`` (run from the
 repository root). Every other run goes to a working folder, ``--out DIR`` or by default
 ``$WCBOOK_HOME``, else ``~/.cache/wcbook/runs``::
@@ -9,6 +10,8 @@ repository root). Every other run goes to a working folder, ``--out DIR`` or by 
     <out>/checkpoints/<run>/<profile>/seed<k>.pt      checkpoints
     <out>/certificates/<run>/<profile>/seed<k>.json   stability certificates
     <out>/benchmarks/<device>-<time>.json             benchmark records
+    <out>/robustness/<run>/<profile>/seed<k>.json     robustness records
+    <out>/models/<run>/<profile>/seed<k>.safetensors  exported weights
 
 Readers take the folder to read, so a user's own records are read with, for example,
 ``load_records(working().results)`` and the published ones with
@@ -42,12 +45,14 @@ DEFAULT_HOME = "~/.cache/wcbook/runs"
 
 @dataclass(frozen=True)
 class Folders:
-    """The four folders a command may write into."""
+    """The folders a command may write into."""
 
     results: Path
     checkpoints: Path
     certificates: Path
     benchmarks: Path
+    robustness: Path
+    models: Path
     publish: bool = False
 
 
@@ -64,6 +69,8 @@ def published(root: str | os.PathLike = ".") -> Folders:
         checkpoints=base / "checkpoints",
         certificates=base / "certificates",
         benchmarks=base / "benchmarks" / "results",
+        robustness=base / "robustness",
+        models=base / "models",
         publish=True,
     )
 
@@ -76,6 +83,8 @@ def working(out: str | os.PathLike | None = None) -> Folders:
         checkpoints=base / "checkpoints",
         certificates=base / "certificates",
         benchmarks=base / "benchmarks",
+        robustness=base / "robustness",
+        models=base / "models",
     )
 
 
@@ -92,8 +101,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--publish",
         action="store_true",
-        help="write the committed records (results/, certificates/, benchmarks/results/) of the "
-        "repository in the current folder instead",
+        help="write the committed records (results/, certificates/, benchmarks/results/, "
+        "robustness/, models/) of the repository in the current folder instead",
     )
 
 

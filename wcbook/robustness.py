@@ -24,8 +24,10 @@ file), and is evaluated on the test images of its profile under
 Every perturbation is drawn from a generator seeded by the evaluation seed and the level, so two
 models evaluated on the same images (a Wilson-Cowan network and its MLP baseline) see the same
 noise, patches and PGD starts. :func:`evaluate_run` writes one record per model,
-``robustness/<run>/<profile>/seed<k>.json`` (beside ``results/``, whose readers take every JSON file
-under it for a training record); :func:`validate_record` checks one.
+``<folder>/<run>/<profile>/seed<k>.json``: the command line writes to ``<out>/robustness`` (the
+working folder of :mod:`wcbook.folders`), or with ``--publish`` to the repository's
+``robustness/`` (beside ``results/``, whose readers take every JSON file under it for a training
+record); :func:`validate_record` checks one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from torch import nn
 
 from .data import flatten_images, load_images
 from .experiments import NATIVE_SIZE, ExperimentConfig, get_profile
+from .folders import Folders, add_output_arguments, folders_from_args, published
 from .training import Split, device_name, git_commit, load_trained
 from .weights import export_weights, load_weights, run_config, weights_path
 
@@ -77,6 +80,7 @@ __all__ = [
     "class_logits",
     "accuracy_mask",
     "add_arguments",
+    "models_folder",
     "run",
 ]
 
@@ -722,16 +726,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="experiment id, or <id>+<variant>")
     parser.add_argument("--profile", required=True, help="profile the model was trained at")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the model")
-    parser.add_argument("--models-dir", default="models", help="folder of the exported weights")
-    parser.add_argument("--results-dir", default="robustness", help="records go here")
+    add_output_arguments(parser)
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="folder of the exported weights (default <out>/models where the model is there, "
+        "else the committed models/)",
+    )
+    parser.add_argument(
+        "--results-dir", default=None, help="records here instead (default <out>/robustness)"
+    )
     parser.add_argument("--n-test", type=int, default=None, help="test images (default: all)")
     parser.add_argument("--n-attack", type=int, default=1000, help="images attacked")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--export-from",
         metavar="CHECKPOINT_DIR",
-        help="first export the weights of the finished run found in this checkpoint folder",
+        help="first export the weights of the finished run found in this checkpoint folder "
+        "(into <out>/models, or models/ with --publish)",
     )
+
+
+def models_folder(run_id: str, profile: str, seed: int, folders: Folders) -> Path:
+    """Where to read a model's weights: the working folder's ``models/`` when it holds them,
+    else the repository's committed ``models/``."""
+    if weights_path(run_id, profile, seed, folders.models).exists():
+        return folders.models
+    return published().models
 
 
 def run(args: argparse.Namespace) -> int:
@@ -740,18 +761,29 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     settings = Settings(seed=args.seed, n_test=args.n_test, n_attack=args.n_attack)
+    folders = folders_from_args(args)
+    results_dir = args.results_dir or folders.robustness
     try:
         if args.export_from:
             experiment, variant = _split_run(args.run)
             model = load_trained(experiment, args.profile, args.seed, args.export_from,
                                  variant=variant)
-            export_weights(model, args.run, args.profile, args.seed, models_dir=args.models_dir,
+            export_weights(model, args.run, args.profile, args.seed,
+                           models_dir=args.models_dir or folders.models,
                            how=f"wcbook.training.train, exported from {args.export_from}")
+        models_dir = args.models_dir or models_folder(args.run, args.profile, args.seed, folders)
         record = evaluate_run(args.run, args.profile, args.seed, settings=settings,
-                              models_dir=args.models_dir, results_dir=args.results_dir)
+                              models_dir=models_dir, results_dir=results_dir)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    _summary(args, record)
+    print(f"record: {record_path(args.run, args.profile, args.seed, results_dir)}")
+    return 0
+
+
+def _summary(args: argparse.Namespace, record: Mapping[str, Any]) -> None:
+    """Print the clean accuracy and every curve of a robustness record."""
     results = record["results"]
     print(f"{args.run} [{record['scale']}] seed {args.seed}: clean "
           f"{results['clean']['accuracy']:.4f}")
@@ -760,7 +792,6 @@ def run(args: argparse.Namespace) -> int:
         pairs = ", ".join(f"{lv:g}: {a:.4f}" for lv, a in
                           zip(results[name][levels], results[name]["accuracy"]))
         print(f"  {name} ({levels}) {pairs}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
