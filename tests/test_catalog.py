@@ -123,3 +123,19 @@ def test_the_offline_copies_match_their_checksums(name):
     if status.state != "present":
         pytest.skip(f"{name} is not under {SHARED}")
     assert status.checksum == "ok"
+
+
+def test_stage_copies_only_the_named_sets(data_root, tmp_path, capsys):
+    target = tmp_path / "device-data"
+    assert cli.main(["data", "--root", str(data_root), "--stage", str(target),
+                     "--sets", "mnist"]) == 0
+    assert "staged mnist: 4 files" in capsys.readouterr().out
+    assert check("mnist", target, verify=False).state == "present"
+    assert check("fashion", target, verify=False).state == "missing"
+    assert sorted(p.name for p in (target / "MNIST" / "raw").iterdir()) == sorted(
+        p.name for p in (data_root / "MNIST" / "raw").iterdir())
+    assert cli.main(["data", "--root", str(data_root), "--stage", str(target),
+                     "--sets", "imdb"]) == 1
+    assert "cannot stage imdb: it is missing" in capsys.readouterr().err
+    assert cli.main(["data", "--root", str(data_root), "--stage", str(target)]) == 1
+    assert "name the data sets to stage with --sets" in capsys.readouterr().err

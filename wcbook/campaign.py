@@ -13,6 +13,15 @@ the published records of the same run on the same kind of device (else of the sa
 scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
 runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
 plan stays on the safe side until a GPU ensemble benchmark says by how much.
+
+On a machine lent for a short window, send only the data a pack reads, as its own data root::
+
+    python -m wcbook data --stage device-data --sets mnist,fashion        # here, 42 MB
+    WCBOOK_DATA=device-data python -m wcbook campaign --only mnist,fashion \
+        --archive pack.tar.gz                                             # there
+    python -m wcbook campaign --import pack.tar.gz                        # here again
+
+(``device-data/`` is ignored by git.)
 """
 
 from __future__ import annotations

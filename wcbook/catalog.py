@@ -21,6 +21,7 @@ import argparse
 import gzip
 import hashlib
 import os
+import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "format_status",
     "offline_instructions",
     "download",
+    "stage",
     "add_arguments",
     "run",
 ]
@@ -436,6 +438,29 @@ def download(name: str, root: str | os.PathLike | None = None) -> DataStatus:
     return check(name, root)
 
 
+def stage(
+    names: Iterable[str], target: str | os.PathLike, root: str | os.PathLike | None = None
+) -> list[Path]:
+    """Copy the files of data sets ``names`` from the data root into ``target``, same layout, so
+    that ``target`` is a data root holding just those sets (what a device machine is sent);
+    the copied paths. Raises ValueError naming the set and its files when one is incomplete."""
+    statuses = [check(name, root, verify=False) for name in names]
+    for status in statuses:
+        if status.state != "present":
+            raise ValueError(
+                f"cannot stage {status.dataset.id}: it is {status.state} under {status.root}.\n"
+                f"{offline_instructions(status.dataset.id, root)}"
+            )
+    copied = []
+    for status in statuses:
+        for path in (p for p in status.found if p is not None):
+            destination = Path(target) / path.relative_to(status.root)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+            copied.append(destination)
+    return copied
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m wcbook data``."""
     parser.add_argument(
@@ -450,6 +475,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-verify", action="store_true", help="skip the checksums (they read every file)"
     )
+    parser.add_argument(
+        "--stage",
+        metavar="DIR",
+        help="copy the data sets named by --sets into DIR (a data root holding only them)",
+    )
+    parser.add_argument(
+        "--sets", default=None, help=f"comma-separated data sets to stage ({', '.join(CATALOG)})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -458,6 +491,8 @@ def run(args: argparse.Namespace) -> int:
     root = data_root(args.root)
     source = "--root" if args.root else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "default"
     print(f"data root: {root} ({source})")
+    if args.stage:
+        return _stage(args, root)
     if args.download:
         try:
             statuses = [download(args.download, root)]
@@ -468,3 +503,21 @@ def run(args: argparse.Namespace) -> int:
         statuses = [check(name, root, verify=not args.no_verify) for name in CATALOG]
     print(format_status(statuses, needed_by()))
     return 1 if any(s.checksum.startswith("MISMATCH") for s in statuses) else 0
+
+
+def _stage(args: argparse.Namespace, root: Path) -> int:
+    """``--stage DIR --sets a,b``: copy the sets and print what was staged; 1 on a bad request."""
+    names = [n for n in (args.sets or "").split(",") if n]
+    unknown = [n for n in names if n not in CATALOG]
+    if not names or unknown:
+        print(f"error: name the data sets to stage with --sets (known: {', '.join(CATALOG)})"
+              + (f"; unknown: {', '.join(unknown)}" if unknown else ""), file=sys.stderr)
+        return 1
+    try:
+        copied = stage(names, args.stage, root)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in copied)
+    print(f"staged {', '.join(names)}: {len(copied)} files, {_megabytes(size)} in {args.stage}")
+    return 0
