@@ -154,8 +154,7 @@ def _load_text(config: "ExperimentConfig", profile: "Profile", device: torch.dev
         if frozen:
             inputs, labels = cached_features(
                 split, n, encoder=encoder, max_length=length,
-                pooling=config.text_option("pooling"),
-        stage1_loss=config.text_option("stage1_loss"), device=device,
+                pooling=config.text_option("pooling"), device=device,
             )
         else:
             texts, labels = load_imdb(split, limit=n)
