@@ -386,6 +386,11 @@ class TextClassifier(nn.Module):
         h = self.features(inputs)
         if self.head == "encoder":
             return self.output(h).squeeze(1)
+        return self._decide(h)
+
+    def _decide(self, h: torch.Tensor) -> torch.Tensor:
+        """The deciding state for the sigmoid output h: h itself (distance head), x(0) (stage 1)
+        or x(T)."""
         if self.head == "distance-head":
             return h
         x0, y0, drive = self.initial_state(h)
@@ -442,7 +447,7 @@ class TextClassifier(nn.Module):
         targets = self.dynamics.network.targets
         h = self.features(inputs)
         initial = h if self.head == "distance-head" else self.initial_state(h)[0]
-        final = self(inputs)
+        final = self._decide(h)
         nearest = [torch.cdist(state, targets).min(dim=1).values for state in (initial, final)]
         return nearest[0], nearest[1]
 
