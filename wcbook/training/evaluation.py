@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attractors import DISTINCT_OF, attractor_fractions, distinct_states
+from ..attractors import DISTINCT_OF, attractor_fractions, distinct_states, relative_distances
 from ..ensemble import Ensemble
 from ..kinds import Split
 
 #: Images per forward pass when measuring test accuracy (no gradients are kept).
 EVAL_BATCH = 1000
+#: Test inputs whose end states' relative distances to every target the report keeps (a figure's
+#: worth, in the order of the test set).
+SAMPLE = 200
 
 
 @torch.no_grad()
@@ -76,18 +79,26 @@ def attractor_report(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH
 
 def _end_states(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict:
     """attractor_fraction, attractor_fraction_correct and distinct_end_states of the model's
-    end states (:mod:`wcbook.attractors`); empty for a model that does not give them."""
+    end states (:mod:`wcbook.attractors`), and for the first :data:`SAMPLE` test inputs the
+    relative distances of their end states to every target, their labels and predictions;
+    empty for a model that does not give them."""
     if not hasattr(model, "end_states"):
         return {}
-    states = torch.cat([model.end_states(images).cpu() for images, _ in batches])
+    ends = [model.end_states(images) for images, _ in batches]
+    states = torch.cat([end.cpu() for end in ends])
+    predicted = torch.cat([model.classify(end).cpu() for end in ends])
     labels = torch.cat([labels.cpu() for _, labels in batches])
     targets = model.attractor_targets.cpu()
-    on_predicted, on_correct = attractor_fractions(
-        states, model.classify(states), labels, targets
-    )
+    on_predicted, on_correct = attractor_fractions(states, predicted, labels, targets)
+    sample = relative_distances(states[:SAMPLE], targets).float()
     return {
         "attractor_fraction": on_predicted,
         "attractor_fraction_correct": on_correct,
         "distinct_end_states": distinct_states(states[:DISTINCT_OF], targets),
         "distinct_of": min(len(states), DISTINCT_OF),
+        "sample": {
+            "relative_distances": [[round(v, 4) for v in row] for row in sample.tolist()],
+            "labels": labels[:SAMPLE].tolist(),
+            "predicted": predicted[:SAMPLE].tolist(),
+        },
     }
