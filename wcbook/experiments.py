@@ -594,6 +594,8 @@ TEXT_CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                       {"T_train": 1.0}),
     "stage1-bce-gamma1": ("as stage1-bce, gamma = 1 at the start instead of 0.25", _STAGE1_BCE,
                           {"params": WCParams(gamma=1.0)}),
+    "stage1-bce-rest": ("as stage1-bce, and y(0) = y*, so the threshold is x_u",
+                        {**_STAGE1_BCE, "inhibitory": "rest"}, {}),
 }
 
 #: Settings every frozen-encoder run shares: the encoder's mean-pooled features, cached once, and
