@@ -298,7 +298,7 @@ for horizon in (1.0, 4.0):
                          start[None], y_start[None], horizon, 0.1)
         (slope,) = torch.autograd.grad(x_end.sum(), start)
         middle = (node_states.xbar1 + node_states.xbar2) / 2
-        threshold = float(start[(x_end[0] - middle).abs().argmin()])
+        threshold = float(start.detach()[(x_end[0] - middle).abs().argmin()])
         print(f"T = {horizon:.0f}, y(0) {inhibitory:4s}: sensitive share "
               f"{float((slope.abs() > 0.1).double().mean()):.3f}, threshold x(0) = "
               f"{threshold:.3f} (x_u = {node_states.x_unstable:.3f})")
@@ -315,9 +315,15 @@ for horizon in (1.0, 4.0):
 # bfloat16 mixed precision (the head and the dynamics in float32), the same for all three arms.
 #
 # For the two arms with targets, the record also says where the decision states ended: the median
-# distance of $h$ and of the final state to the nearest target, and the fraction of final states
-# within 10% of the distance between the two targets. A dynamics that did its job moves the states
-# onto the attractors.
+# distance of $h$ (for the Wilson-Cowan arm, of $x(0)$) and of the final state to the nearest
+# target, and the fraction of final states within 10% of the distance between the two targets. A
+# dynamics that did its job moves the states onto the attractors. The column "head" says how each
+# Wilson-Cowan record was fed: the committed `paper` record of that arm was made with the paper's
+# head, before the design measured above replaced it. The design's own `paper` records need a GPU
+# (about 10 minutes a seed on an H100):
+# `python -m wcbook run imdb-wc --profile paper --variant batch-32-bf16 --seeds 5`, or the
+# campaign (`python -m wcbook campaign --profile paper`), which counts a record only if it was
+# made with the registry's present configuration.
 
 # %%
 rows = sorted(

@@ -56,7 +56,9 @@ ModelKind = Literal["wc", "mlp", "text", "encoded"]
 #: sigmoid layer's output enters the Wilson-Cowan head (``start``, :data:`wcbook.text.STARTS`, and
 #: ``inhibitory``, :data:`wcbook.text.INHIBITORY_STARTS`); the epochs and batch size of a stage 1
 #: that fits x(0) to the targets without dynamics (0 epochs: no stage 1; batch None: the
-#: experiment's; its loss, :data:`wcbook.text.STAGE1_LOSSES`); and the learning rate of the Wilson-Cowan parameters (None: ``lr``).
+#: experiment's; its loss, :data:`wcbook.text.STAGE1_LOSSES`); the learning rate of the
+#: Wilson-Cowan parameters (None: ``lr``); and the factor on the learning rate of the encoder and
+#: dense layer in stage 2 (after a stage 1).
 #: 256 tokens: about the median IMDB review (some 230 words), a quarter of BERT's attention cost
 #: at its 512 maximum; the paper states no value.
 TEXT_DEFAULTS: dict[str, Any] = {
@@ -73,6 +75,7 @@ TEXT_DEFAULTS: dict[str, Any] = {
     "stage1_batch": None,
     "stage1_loss": "mse",
     "wc_lr": None,
+    "stage2_lr_factor": 1.0,
 }
 
 #: Settings of the encoder experiments (``encoder_options``, Sec. 5.2.1) and their defaults: the
@@ -197,6 +200,8 @@ class ExperimentConfig:
         wc_lr = self.text_option("wc_lr")
         if wc_lr is not None and not wc_lr > 0:
             raise ValueError(f"text_options['wc_lr'] must be positive, got {wc_lr!r}")
+        if not self.text_option("stage2_lr_factor") > 0:
+            raise ValueError("text_options['stage2_lr_factor'] must be positive")
 
     @property
     def shares_stage1(self) -> bool:
@@ -513,7 +518,13 @@ def _ablations(base: ExperimentConfig) -> list[ExperimentConfig]:
 #: of chapter 06 (:data:`TEXT_CANDIDATES`): x(0) = 2 x_u h, on both sides of the unstable state,
 #: after a stage 1 that fits x(0) to the targets without dynamics. The paper's head (x(0) = y(0) =
 #: h, one stage) is the variant ``paper-literal``.
-IMDB_WC_DESIGN: dict[str, Any] = {"start": "straddle", "stage1_epochs": 3, "stage1_loss": "bce"}
+IMDB_WC_DESIGN: dict[str, Any] = {
+    "start": "axis",
+    "inhibitory": "rest",
+    "stage1_epochs": 3,
+    "stage1_loss": "bce",
+    "stage2_lr_factor": 0.01,
+}
 #: The paper's head as described (the text defaults): the sigmoid layer's output is the initial
 #: state of both populations, and the whole model trains with the dynamics from the first step.
 IMDB_WC_PAPER: dict[str, Any] = {}
@@ -594,8 +605,9 @@ TEXT_CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                       {"T_train": 1.0}),
     "stage1-bce-gamma1": ("as stage1-bce, gamma = 1 at the start instead of 0.25", _STAGE1_BCE,
                           {"params": WCParams(gamma=1.0)}),
-    "stage1-bce-rest": ("as stage1-bce, and y(0) = y*, so the threshold is x_u",
-                        {**_STAGE1_BCE, "inhibitory": "rest"}, {}),
+    "axis": ("x(0) on the line through the two targets, x_u +- 0.1 tanh(s); y(0) = y*; "
+             "stage 1 as stage1-bce; stage 2 with the encoder and dense layer at 1% of lr",
+             IMDB_WC_DESIGN, {}),
 }
 
 #: Settings every frozen-encoder run shares: the encoder's mean-pooled features, cached once, and

@@ -74,10 +74,11 @@ class Kind:
     update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
     (None for a model without dynamics);
     ``has_engine`` and ``has_attractors`` whether the model integrates dynamics and reports where
-    its deciding states end; ``lr_groups(config, names)`` splits the trainable names into groups
-    with their own learning rates (None: one group at ``config.lr``). ``stackable``: members can be stacked into an ensemble (no random
-    draws in training that a member would make alone); ``graphable``: a training step can be
-    captured as a CUDA graph; ``shardable``: a batch can be split over data-parallel processes.
+    its deciding states end; ``lr_groups(config, names, stage)`` splits the trainable names into
+    groups with their own learning rates (None: one group at ``config.lr``). ``stackable``:
+    members can be stacked into an ensemble (no random draws in training that a member would
+    make alone); ``graphable``: a training step can be captured as a CUDA graph; ``shardable``:
+    a batch can be split over data-parallel processes.
     """
 
     name: str
@@ -92,7 +93,9 @@ class Kind:
     prepare: Callable[[nn.Module, Splits], Splits] = lambda model, splits: splits
     configure: Callable[[nn.Module, int | None, str | None], None] = _configure
     scheduler: Callable | None = None
-    lr_groups: Callable[["ExperimentConfig", list[str]], list[tuple[list[str], float]]] | None = None
+    lr_groups: Callable[
+        ["ExperimentConfig", list[str], int | None], list[tuple[list[str], float]]
+    ] | None = None
     stackable: bool = True
     graphable: bool = True
     shardable: bool = True
@@ -164,15 +167,15 @@ def _load_text(config: "ExperimentConfig", profile: "Profile", device: torch.dev
 
 
 def _text_lr_groups(
-    config: "ExperimentConfig", names: list[str]
+    config: "ExperimentConfig", names: list[str], stage: int | None
 ) -> list[tuple[list[str], float]]:
-    """The Wilson-Cowan parameters at ``wc_lr`` (when set), everything else at ``lr``."""
+    """The Wilson-Cowan parameters at ``wc_lr`` (None: ``lr``); the encoder and dense layer at
+    ``lr``, times ``stage2_lr_factor`` in stage 2."""
+    base = config.lr * (config.text_option("stage2_lr_factor") if stage == 2 else 1.0)
     wc_lr = config.text_option("wc_lr")
-    if wc_lr is None:
-        return [(names, config.lr)]
     dynamics = [n for n in names if n.startswith("dynamics.")]
     rest = [n for n in names if not n.startswith("dynamics.")]
-    return [(rest, config.lr), (dynamics, wc_lr)]
+    return [(rest, base), (dynamics, config.lr if wc_lr is None else wc_lr)]
 
 
 def _frozen_features(model: nn.Module, splits: Splits) -> Splits:

@@ -70,7 +70,9 @@ IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: The three heads of Table 5's comparison.
 HEADS = ("encoder", "distance-head", "wc")
 #: How the sigmoid layer's output h enters the Wilson-Cowan head (module docstring).
-STARTS = ("paper", "straddle", "drive")
+STARTS = ("paper", "straddle", "drive", "axis")
+#: How far from x_u the ``axis`` start places the nodes where the two targets differ.
+AXIS_REACH = 0.1
 #: Where the inhibitory population starts: y(0) = x(0), or its fixed point y*.
 INHIBITORY_STARTS = ("same", "rest")
 #: What stage 1 minimises: the mean squared error of x(0) to the label's target (App. A's stage 1
@@ -358,10 +360,23 @@ class TextClassifier(nn.Module):
             x0 = h
         elif self.start == "straddle":
             x0 = 2 * states.x_unstable * h
+        elif self.start == "axis":
+            x0 = self._on_axis(h)
         else:
             x0, drive = torch.full_like(h, states.x_unstable), h - 0.5
         y0 = x0 if self.inhibitory == "same" else torch.full_like(x0, states.y_star)
         return x0, y0, drive
+
+    def _on_axis(self, h: torch.Tensor) -> torch.Tensor:
+        """x(0) on the line through the two targets: x_u + 0.1 tanh(s) v_i on the nodes where
+        they differ, v = (T_0 - T_1) / (xbar2 - xbar1) (entries +-1 there, 0 elsewhere) and
+        s = sum_i (h_i - 1/2) v_i the sigmoid output's component along v; the other nodes start
+        at their common target value."""
+        targets, states = self.dynamics.network.targets, self.dynamics.network.states
+        v = (targets[0] - targets[1]) / (states.xbar2 - states.xbar1)
+        score = torch.tanh(((h - 0.5) * v).sum(dim=1, keepdim=True))
+        base = torch.where(v != 0, torch.full_like(v, states.x_unstable), targets[0])
+        return base + AXIS_REACH * score * v
 
     def _integrate(
         self, x0: torch.Tensor, y0: torch.Tensor, drive: torch.Tensor | None

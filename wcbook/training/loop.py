@@ -240,7 +240,7 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
     engine = opts.engine if run.kind.has_engine(run.config) else None
     run.kind.configure(template, stage, engine)
     names = run.kind.trainable(template, stage)
-    groups = (run.kind.lr_groups(run.config, names) if run.kind.lr_groups is not None
+    groups = (run.kind.lr_groups(run.config, names, stage) if run.kind.lr_groups is not None
               else [(names, run.config.lr)])
     params = [{"params": run.ensemble.parameters_of(group), "lr": lr}
               for group, lr in groups if group]
