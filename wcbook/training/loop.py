@@ -247,8 +247,8 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
     run.optimizer = run.kind.optimizer(run.config, params, opts.device)
     run.scheduler = None
     if run.kind.scheduler is not None:
-        total = run.config.epochs * steps_per_epoch
-        run.scheduler = run.kind.scheduler(run.config, run.optimizer, total)
+        epochs = next(e for s, e, _ in run.config.stages if s == stage)  # this stage's
+        run.scheduler = run.kind.scheduler(run.config, run.optimizer, epochs * steps_per_epoch)
     if run.saved_optimizer is not None and run.optimizer_stage == stage:
         run.optimizer.load_state_dict(ckpt.for_device(run.saved_optimizer, run.optimizer))
         if run.scheduler is not None and run.saved_scheduler:
