@@ -229,9 +229,11 @@ print("devices:", sorted({r["device"] for r in candidate_records}))
 print("commits:", sorted({r["commit"][:8] for r in candidate_records}))
 
 # %% [markdown]
-# The numbers above come from the records under `results/`; the cell below reads off which
-# changes lifted the Wilson-Cowan head above chance (by more than 5 points, mean over seeds) and
-# which left it there.
+# The candidate records were made before a correction of the learning-rate schedule: in a design
+# with a stage 1 the warm-up and decay were sized for stage 2's two epochs, so the third stage-1
+# epoch ran at a rate decayed to zero. Every stage-1 candidate shares this; the design the
+# registry now holds gets a schedule per stage. The cell below reads off which changes lifted the
+# Wilson-Cowan head above chance (by more than 5 points, mean over seeds) and which left it there.
 
 # %%
 accuracy_of = {run: mean_sem([r["metrics"]["test_accuracy"] for r in group])[0]
@@ -242,14 +244,14 @@ for name in TEXT_CANDIDATES:
         print(f"{name:20s} above chance: {accuracy_of[run] > 0.55}")
 
 # %% [markdown]
-# Where the final states of test reviews end, for the design `imdb-wc` uses (its record keeps
-# the relative distances of the first 200 test reviews' final states to both targets): a point
-# at the left or bottom edge is a review whose dynamics carried it onto a target. The dashed
+# Where the final states of test reviews end, for the design `imdb-wc` uses (candidate `axis`;
+# its record keeps the relative distances of the first 200 test reviews' final states to both
+# targets): a point near an axis is a review whose dynamics carried it onto a target. The dashed
 # lines are the 10% tolerance of `attractor_fraction`.
 
 # %%
 design = [r for r in candidate_records
-          if r["variant"] == "frozen-stage1-bce" and "sample" in r.get("attractors", {})]
+          if r["variant"] == "frozen-axis" and "sample" in r.get("attractors", {})]
 if design:
     shown = min(design, key=lambda r: r["seed"])
     sample = shown["attractors"]["sample"]

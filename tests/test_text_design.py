@@ -178,3 +178,30 @@ def test_attractor_metrics_of_a_constructed_case():
     nan = torch.full((1, 4), float("nan"))
     assert distinct_states(torch.cat([states[:1], nan, nan]), targets) == 2
     assert attractor_fractions(nan, torch.tensor([-1]), torch.tensor([0]), targets)[0] == 0.0
+
+
+def test_the_axis_start_lies_between_the_targets_around_the_threshold():
+    from wcbook.text import TextClassifier
+
+    model = TextClassifier(None, "wc", features_width=8, width=16, seed=0, start="axis",
+                           inhibitory="rest")
+    network = model.dynamics.network
+    x0, y0, drive = model.initial_state(torch.stack([torch.full((16,), 0.5), torch.rand(16)]))
+    differ = network.targets[0] != network.targets[1]
+    assert drive is None and torch.allclose(y0, torch.full_like(y0, network.states.y_star))
+    assert torch.allclose(x0[0, differ], torch.full_like(x0[0, differ], network.states.x_unstable))
+    assert torch.equal(x0[:, ~differ], network.targets[:, ~differ][[0, 0]])
+    # on the line through the targets: the offset from x_u is one number times T_0 - T_1
+    offset = (x0[1] - x0[0])[differ] / (network.targets[0] - network.targets[1])[differ]
+    assert torch.allclose(offset, offset[0].expand_as(offset))
+
+
+def test_stage_two_scales_the_projection_rate_and_keeps_the_dynamics_rate():
+    from wcbook.kinds import KINDS
+
+    config = get_experiment("imdb-wc", "frozen-axis")
+    names = ["dense.weight", "dynamics.network.gamma"]
+    groups = {tuple(g): lr for g, lr in KINDS["text"].lr_groups(config, names, 2)}
+    assert groups == {("dense.weight",): 1e-3 * 0.01, ("dynamics.network.gamma",): 1e-3}
+    first = {tuple(g): lr for g, lr in KINDS["text"].lr_groups(config, names[:1], 1)}
+    assert first[("dense.weight",)] == 1e-3
