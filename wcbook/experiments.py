@@ -608,6 +608,8 @@ TEXT_CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "axis": ("x(0) on the line through the two targets, x_u +- 0.1 tanh(s); y(0) = y*; "
              "stage 1 as stage1-bce; stage 2 with the encoder and dense layer at 1% of lr",
              IMDB_WC_DESIGN, {}),
+    "axis-full-rate": ("as axis, stage 2 with the encoder and dense layer at the full rate",
+                       {**IMDB_WC_DESIGN, "stage2_lr_factor": 1.0}, {}),
 }
 
 #: Settings every frozen-encoder run shares: the encoder's mean-pooled features, cached once, and
