@@ -192,11 +192,15 @@ class ExperimentConfig:
         """Refuse text settings out of range (names are checked by ``_check_known``)."""
         epochs, batch = self.text_option("stage1_epochs"), self.text_option("stage1_batch")
         if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"text_options['stage1_epochs'] must be an integer >= 0, got {epochs!r}")
+            raise ValueError(
+                f"text_options['stage1_epochs'] must be an integer >= 0, got {epochs!r}"
+            )
         if epochs and self.text_option("head") != "wc":
             raise ValueError("only the Wilson-Cowan head ('wc') has a stage 1")
         if batch is not None and (not isinstance(batch, int) or batch < 1):
-            raise ValueError(f"text_options['stage1_batch'] must be a positive integer, got {batch!r}")
+            raise ValueError(
+                f"text_options['stage1_batch'] must be a positive integer, got {batch!r}"
+            )
         wc_lr = self.text_option("wc_lr")
         if wc_lr is not None and not wc_lr > 0:
             raise ValueError(f"text_options['wc_lr'] must be positive, got {wc_lr!r}")
