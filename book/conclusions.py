@@ -111,13 +111,16 @@ print(f"ablation-unstable: {sum(r.get('status') == 'diverged' for r in unstable)
 #   $[0, 1]$ ({doc}`01_node`); every result here uses it.
 # * **The IMDB row.** The authors' script never runs the Euler loop, so Table 5's "BERT +
 #   Wilson-Cowan" is a distance-to-target head. Run as described, with the dynamics, the model
-#   does not learn: the flow carries every review to the same state ({doc}`06_text`).
+#   does not learn: the flow carries every review to the same state ({doc}`06_text`). Fed on the
+#   line through the two targets around the unstable state, after a stage 1, the head learns on
+#   a frozen encoder with nearly every final state on a target; its fine-tuned runs need a GPU.
 
 # %%
 variant = "batch-32-bf16"
 print(f"IMDB, same encoder and budget: distance head "
       f"{accuracy('imdb-distance-head', variant=variant):.4f}, encoder alone {accuracy('imdb-encoder', variant=variant):.4f}, "
-      f"with the dynamics running {accuracy('imdb-wc', variant=variant):.4f} "
+      f"the paper's head with the dynamics running "
+      f"{accuracy('imdb-wc', variant='paper-literal-bf16'):.4f} "
       f"(paper's 'BERT + WC' {paper('imdb-wc'):.4f})")
 
 # %% [markdown]

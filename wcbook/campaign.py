@@ -8,8 +8,9 @@ records to the published ``results/`` and packs them, with the exported dynamics
 
 What is needed, in order of value: the 5 seeds of Tables 1-2, then Tables 3-4, one seed of each
 scaling configuration (App. D), one of each ablation (App. E) and of three text-versus-code
-variants, the 5 seeds of Table 5, and last the further scaling seeds. A run's cost is estimated from
-the published records of the same run on the same kind of device (else of the same kind of model,
+variants, the 5 seeds of Table 5, and last the further scaling seeds. A record counts only if it
+was made with the configuration the registry holds now. A run's cost is estimated from the
+published records of the same run on the same kind of device (else of the same kind of model,
 scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
 runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
 plan stays on the safe side until a GPU ensemble benchmark says by how much.
@@ -136,6 +137,17 @@ def _existing(
     return have
 
 
+def _same_config(record: dict[str, Any], config: Any) -> bool:
+    """Whether a record was made with ``config`` (wording aside): a record of a run whose design
+    has changed since (the IMDB Wilson-Cowan arm) does not count as one of its seeds."""
+    wording = ("description", "reference")
+
+    def plain(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(json.dumps(value)).items() if k not in wording}
+
+    return plain(record.get("config", {})) == plain(config.to_dict())
+
+
 def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
     """(record, seconds per member-epoch on ``device_type``) from each record's sessions (or its
     own device), scaled to the paper profile's training-set size."""
@@ -190,7 +202,7 @@ def plan(
             continue
         per_epoch = _epoch_seconds(need, profile, paces)
         for seed in range(need.seeds):
-            if (need.run, seed) in have:
+            if (need.run, seed) in have and _same_config(have[(need.run, seed)], config):
                 existing.append(f"{need.run} seed {seed}")
                 continue
             seconds = None if per_epoch is None else per_epoch * config.total_epochs

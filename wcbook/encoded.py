@@ -224,6 +224,17 @@ class EncodedWilsonCowan(_Encoded):
         """Scalars worth recording after training: the learned gamma."""
         return self.wc.metrics()
 
+    @property
+    def attractor_targets(self) -> torch.Tensor:
+        """The planted targets (K, N), against which the end states are read."""
+        return self.targets
+
+    @torch.no_grad()
+    def end_states(self, images: torch.Tensor) -> torch.Tensor:
+        """The deciding states: z in stage 1, x(T_eval) in stage 2."""
+        z = self.initial_state(images)
+        return z if self.stage == 1 else self.wc(z, self.wc.T_eval)
+
     @torch.no_grad()
     def attractor_distances(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(initial, final) Euclidean distances to the nearest planted target, per image: of z

@@ -50,7 +50,15 @@ ModelKind = Literal["wc", "mlp", "text", "encoded"]
 #: (one of :data:`wcbook.text.HEADS`), the encoder checkpoint (None: the offline default
 #: all-MiniLM-L6-v2), the maximum number of tokens per review, the fraction of the training
 #: steps over which AdamW's learning rate warms up linearly (then decays linearly to zero), and
-#: the encoder's arithmetic (:data:`wcbook.text.ENCODER_PRECISIONS`).
+#: the encoder's arithmetic (:data:`wcbook.text.ENCODER_PRECISIONS`); whether the encoder is
+#: frozen (its pooled features computed once and cached, :mod:`wcbook.text_features`) and which
+#: of its outputs the head reads (``pooling``, :data:`wcbook.text_features.POOLINGS`); how the
+#: sigmoid layer's output enters the Wilson-Cowan head (``start``, :data:`wcbook.text.STARTS`, and
+#: ``inhibitory``, :data:`wcbook.text.INHIBITORY_STARTS`); the epochs and batch size of a stage 1
+#: that fits x(0) to the targets without dynamics (0 epochs: no stage 1; batch None: the
+#: experiment's; its loss, :data:`wcbook.text.STAGE1_LOSSES`); the learning rate of the
+#: Wilson-Cowan parameters (None: ``lr``); and the factor on the learning rate of the encoder and
+#: dense layer in stage 2 (after a stage 1).
 #: 256 tokens: about the median IMDB review (some 230 words), a quarter of BERT's attention cost
 #: at its 512 maximum; the paper states no value.
 TEXT_DEFAULTS: dict[str, Any] = {
@@ -59,6 +67,15 @@ TEXT_DEFAULTS: dict[str, Any] = {
     "max_length": 256,
     "warmup": 0.1,
     "encoder_precision": "float32",
+    "frozen": False,
+    "pooling": "pooler",
+    "start": "paper",
+    "inhibitory": "same",
+    "stage1_epochs": 0,
+    "stage1_batch": None,
+    "stage1_loss": "mse",
+    "wc_lr": None,
+    "stage2_lr_factor": 1.0,
 }
 
 #: Settings of the encoder experiments (``encoder_options``, Sec. 5.2.1) and their defaults: the
@@ -156,6 +173,8 @@ class ExperimentConfig:
                     )
         if (self.model == "text") != bool(self.text_options.get("head")):
             raise ValueError("a 'text' experiment needs text_options['head'], and only it")
+        if self.model == "text":
+            self._check_text_options()
         if self.model_options and self.model != "wc":
             raise ValueError("model_options apply to the Wilson-Cowan model ('wc') only")
         if self.image_size is not None and (
@@ -168,6 +187,31 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"the learning rate must be positive, got {self.lr!r}")
+
+    def _check_text_options(self) -> None:
+        """Refuse text settings out of range (names are checked by ``_check_known``)."""
+        epochs, batch = self.text_option("stage1_epochs"), self.text_option("stage1_batch")
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(
+                f"text_options['stage1_epochs'] must be an integer >= 0, got {epochs!r}"
+            )
+        if epochs and self.text_option("head") != "wc":
+            raise ValueError("only the Wilson-Cowan head ('wc') has a stage 1")
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
+            raise ValueError(
+                f"text_options['stage1_batch'] must be a positive integer, got {batch!r}"
+            )
+        wc_lr = self.text_option("wc_lr")
+        if wc_lr is not None and not wc_lr > 0:
+            raise ValueError(f"text_options['wc_lr'] must be positive, got {wc_lr!r}")
+        if not self.text_option("stage2_lr_factor") > 0:
+            raise ValueError("text_options['stage2_lr_factor'] must be positive")
+
+    @property
+    def shares_stage1(self) -> bool:
+        """Whether runs that differ only in stage 2 share one stage-1 snapshot (the encoder
+        experiments and their softmax twins)."""
+        return self.model == "encoded"
 
     @property
     def side(self) -> int:
@@ -199,10 +243,15 @@ class ExperimentConfig:
     @property
     def stages(self) -> tuple[tuple[int | None, int, int], ...]:
         """(stage, epochs, batch size) in training order: App. A's two stages for an encoder
-        experiment (stage 1 skipped when it has no epochs), one stage ``None`` otherwise."""
-        if self.model != "encoded":
+        experiment (stage 1 skipped when it has no epochs) and for a text experiment with a
+        stage 1, one stage ``None`` otherwise."""
+        if self.model == "encoded":
+            first = (1, self.encoder_option("stage1_epochs"), self.encoder_option("stage1_batch"))
+        elif self.model == "text" and self.text_option("stage1_epochs"):
+            batch = self.text_option("stage1_batch") or self.batch_size
+            first = (1, self.text_option("stage1_epochs"), batch)
+        else:
             return ((None, self.epochs, self.batch_size),)
-        first = (1, self.encoder_option("stage1_epochs"), self.encoder_option("stage1_batch"))
         return ((first,) if first[1] else ()) + ((2, self.epochs, self.batch_size),)
 
     @property
@@ -469,8 +518,25 @@ def _ablations(base: ExperimentConfig) -> list[ExperimentConfig]:
     ]
 
 
+#: How the Wilson-Cowan arm's sigmoid layer feeds its dynamics, chosen by the measured candidates
+#: of chapter 06 (:data:`TEXT_CANDIDATES`): x(0) = 2 x_u h, on both sides of the unstable state,
+#: after a stage 1 that fits x(0) to the targets without dynamics. The paper's head (x(0) = y(0) =
+#: h, one stage) is the variant ``paper-literal``.
+IMDB_WC_DESIGN: dict[str, Any] = {
+    "start": "axis",
+    "inhibitory": "rest",
+    "stage1_epochs": 3,
+    "stage1_loss": "bce",
+    "stage2_lr_factor": 0.01,
+}
+#: The paper's head as described (the text defaults): the sigmoid layer's output is the initial
+#: state of both populations, and the whole model trains with the dynamics from the first step.
+IMDB_WC_PAPER: dict[str, Any] = {}
+
+
 def _imdb(head: str, reference: dict[str, float], description: str) -> ExperimentConfig:
     """One arm of the IMDB comparison (Sec. 5.2.2): the paper's head and optimiser settings."""
+    design = IMDB_WC_DESIGN if head == "wc" else {}
     return ExperimentConfig(
         id=f"imdb-{head}",
         dataset="imdb",
@@ -484,7 +550,7 @@ def _imdb(head: str, reference: dict[str, float], description: str) -> Experimen
         epochs=10,
         ortho_factor=0.0,
         reference=reference,
-        text_options={"head": head},
+        text_options={"head": head, **design},
         description=description
         + " Encoder (all-MiniLM-L6-v2 offline; the paper: BERT-base uncased), dropout 0.5, "
         "dense 512 with sigmoid; binary cross-entropy, AdamW 3e-5 with linear warm-up over 10% "
@@ -512,11 +578,53 @@ EXPERIMENTS.update(
         _imdb(
             "wc",
             _IMDB_WC,
-            "IMDB, the Wilson-Cowan layer (N = 512, K = 2) integrated for T = 4.0 from the sigmoid "
-            "layer's output before the distances, as the paper describes.",
+            "IMDB, the Wilson-Cowan layer (N = 512, K = 2) integrated for T = 4.0 before the "
+            "distances, from x(0) = 2 x_u h (the sigmoid layer's output h mapped onto both sides "
+            "of the unstable state x_u), after a stage 1 of 3 epochs that fits x(0) to the "
+            "targets without dynamics (chapter 06's measured design; the paper's head is the "
+            "variant paper-literal).",
         ),
     )
 )
+
+_STAGE1_BCE = {"start": "straddle", "stage1_epochs": 3, "stage1_loss": "bce"}
+#: The candidate designs of the Wilson-Cowan arm measured with a frozen encoder (chapter 06):
+#: name -> (what changes, text settings, other fields). Each is the variant ``frozen-<name>`` of
+#: ``imdb-wc``; they share the frozen encoder, its mean-pooled features, AdamW 1e-3 and batch 32.
+TEXT_CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "paper": ("the paper's head: x(0) = y(0) = h, one stage", IMDB_WC_PAPER, {}),
+    "straddle": ("x(0) = 2 x_u h, on both sides of the unstable state",
+                 {"start": "straddle"}, {}),
+    "straddle-rest": ("as straddle, and y(0) = y*, the inhibitory fixed point",
+                      {"start": "straddle", "inhibitory": "rest"}, {}),
+    "drive": ("x(0) = x_u, y(0) = y*, and h - 1/2 a constant drive on s_E",
+              {"start": "drive", "inhibitory": "rest"}, {}),
+    "stage1-mse": ("straddle after a stage 1 fitting x(0) to the targets (squared error)",
+                   {"start": "straddle", "stage1_epochs": 3}, {}),
+    "stage1-bce": ("straddle after a stage 1 fitting x(0) by the distance head's loss",
+                   _STAGE1_BCE, {}),
+    "stage1-bce-wclr": ("as stage1-bce, the Wilson-Cowan parameters at lr 1e-2 (10 x)",
+                        {**_STAGE1_BCE, "wc_lr": 1e-2}, {}),
+    "stage1-bce-T1": ("as stage1-bce, horizon T = 1 instead of 4", _STAGE1_BCE,
+                      {"T_train": 1.0}),
+    "stage1-bce-gamma1": ("as stage1-bce, gamma = 1 at the start instead of 0.25", _STAGE1_BCE,
+                          {"params": WCParams(gamma=1.0)}),
+    "axis": ("x(0) on the line through the two targets, x_u +- 0.1 tanh(s); y(0) = y*; "
+             "stage 1 as stage1-bce; stage 2 with the encoder and dense layer at 1% of lr",
+             IMDB_WC_DESIGN, {}),
+    "axis-full-rate": ("as axis, stage 2 with the encoder and dense layer at the full rate",
+                       {**IMDB_WC_DESIGN, "stage2_lr_factor": 1.0}, {}),
+}
+
+#: Settings every frozen-encoder run shares: the encoder's mean-pooled features, cached once, and
+#: a learning rate for a head trained from scratch.
+_FROZEN = {"lr": 1e-3, "batch_size": 32}
+_FROZEN_TEXT = {"frozen": True, "pooling": "mean"}
+
+
+def _frozen_overrides(head: str, text: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**_FROZEN, **fields, "text_options": {"head": head, **text, **_FROZEN_TEXT}}
+
 
 EXPERIMENTS.update(
     (config.id, config)
@@ -716,10 +824,51 @@ VARIANTS: dict[str, Variant] = {
             overrides={
                 f"imdb-{head}": {
                     "batch_size": 32,
-                    "text_options": {"head": head, "encoder_precision": "bfloat16"},
+                    "text_options": {
+                        **EXPERIMENTS[f"imdb-{head}"].text_options, "encoder_precision": "bfloat16"
+                    },
                 }
                 for head in ("encoder", "distance-head", "wc")
             },
+        ),
+        Variant(
+            name="paper-literal",
+            description=(
+                "the Wilson-Cowan arm as the paper describes it: x(0) = y(0) = h, the sigmoid "
+                "layer's output, and the dynamics from the first step (no stage 1)"
+            ),
+            overrides={"imdb-wc": {"text_options": {"head": "wc", **IMDB_WC_PAPER}}},
+        ),
+        Variant(
+            name="paper-literal-bf16",
+            description="paper-literal with batch 32 and the encoder in bfloat16 (batch-32-bf16)",
+            overrides={"imdb-wc": {
+                "batch_size": 32,
+                "text_options": {"head": "wc", **IMDB_WC_PAPER, "encoder_precision": "bfloat16"},
+            }},
+        ),
+        Variant(
+            name="frozen",
+            description=(
+                "the encoder frozen: its mean-pooled features computed once and cached outside "
+                "the repository (wcbook.text_features), the head alone trained with AdamW 1e-3, "
+                "batch 32; a CPU test bed for the heads, not the paper's fine-tuning"
+            ),
+            overrides={
+                f"imdb-{head}": _frozen_overrides(
+                    head, {k: v for k, v in EXPERIMENTS[f"imdb-{head}"].text_options.items()
+                           if k != "head"}
+                )
+                for head in ("encoder", "distance-head", "wc")
+            },
+        ),
+        *(
+            Variant(
+                name=f"frozen-{name}",
+                description=f"frozen encoder (variant frozen); candidate head: {what}",
+                overrides={"imdb-wc": _frozen_overrides("wc", text, **fields)},
+            )
+            for name, (what, text, fields) in TEXT_CANDIDATES.items()
         ),
         Variant(
             name="imagenet",
@@ -861,6 +1010,20 @@ PROFILES: dict[str, Profile] = {
             max_length=32,
         ),
         Profile(
+            name="smoke-frozen",
+            description=(
+                "CPU scale for the IMDB heads on a frozen encoder (variants frozen and "
+                "frozen-<candidate>): 2000 training and 1000 test reviews (balanced, seeded) at "
+                "256 tokens, their features cached once; a stage 1, where the design has one, of "
+                "3 epochs, then 2 epochs with the dynamics (126 AdamW steps at batch 32)"
+            ),
+            n_train=2000,
+            n_test=1000,
+            epochs=2,
+            stage1_epochs=3,
+            eval_every=3,
+        ),
+        Profile(
             name="smoke-encoded",
             description=(
                 "CPU scale for the encoder experiments: the first 2000 training and 500 test "
@@ -961,7 +1124,8 @@ def resolve(config: ExperimentConfig, profile: str | Profile) -> ExperimentConfi
 
     A profile's ``image_size`` applies only to image experiments that set none of their own: the
     scaling and encoder experiments keep their sizes under every profile. Its ``max_length``
-    applies to the text experiments, its ``stage1_epochs`` to the encoder experiments.
+    applies to the text experiments, its ``stage1_epochs`` to the encoder experiments and to the
+    text experiments that have a stage 1.
     """
     profile = get_profile(profile)
     image_size = config.image_size
@@ -970,6 +1134,8 @@ def resolve(config: ExperimentConfig, profile: str | Profile) -> ExperimentConfi
     text_options = config.text_options
     if config.model == "text" and profile.max_length is not None:
         text_options = {**text_options, "max_length": profile.max_length}
+    if config.text_option("stage1_epochs") and profile.stage1_epochs is not None:
+        text_options = {**text_options, "stage1_epochs": profile.stage1_epochs}
     encoder_options = config.encoder_options
     if config.model == "encoded" and profile.stage1_epochs is not None:
         encoder_options = {**encoder_options, "stage1_epochs": profile.stage1_epochs}

@@ -74,9 +74,11 @@ class Kind:
     update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
     (None for a model without dynamics);
     ``has_engine`` and ``has_attractors`` whether the model integrates dynamics and reports where
-    its deciding states end. ``stackable``: members can be stacked into an ensemble (no random
-    draws in training that a member would make alone); ``graphable``: a training step can be
-    captured as a CUDA graph; ``shardable``: a batch can be split over data-parallel processes.
+    its deciding states end; ``lr_groups(config, names, stage)`` splits the trainable names into
+    groups with their own learning rates (None: one group at ``config.lr``). ``stackable``:
+    members can be stacked into an ensemble (no random draws in training that a member would
+    make alone); ``graphable``: a training step can be captured as a CUDA graph; ``shardable``:
+    a batch can be split over data-parallel processes.
     """
 
     name: str
@@ -91,6 +93,9 @@ class Kind:
     prepare: Callable[[nn.Module, Splits], Splits] = lambda model, splits: splits
     configure: Callable[[nn.Module, int | None, str | None], None] = _configure
     scheduler: Callable | None = None
+    lr_groups: Callable[
+        ["ExperimentConfig", list[str], int | None], list[tuple[list[str], float]]
+    ] | None = None
     stackable: bool = True
     graphable: bool = True
     shardable: bool = True
@@ -139,16 +144,38 @@ def _image_loader(shape: Callable[[torch.Tensor], torch.Tensor]) -> Callable[...
 
 
 def _load_text(config: "ExperimentConfig", profile: "Profile", device: torch.device) -> Splits:
-    """IMDB reviews as token ids: ``n_train`` / ``n_test`` balanced, seeded reviews per split."""
+    """IMDB reviews as token ids: ``n_train`` / ``n_test`` balanced, seeded reviews per split;
+    with a frozen encoder, their cached features instead (:mod:`wcbook.text_features`)."""
     from .text import load_imdb, load_tokenizer, tokenize
+    from .text_features import cached_features
 
-    tokenizer = load_tokenizer(config.text_option("encoder"))
+    encoder, length = config.text_option("encoder"), config.text_option("max_length")
+    frozen = config.text_option("frozen")
+    tokenizer = None if frozen else load_tokenizer(encoder)
     splits = []
     for split, n in (("train", profile.n_train), ("test", profile.n_test)):
-        texts, labels = load_imdb(split, limit=n)
-        ids = tokenize(texts, tokenizer, config.text_option("max_length"))
-        splits.append(Split(ids.to(device), labels.to(device)))
+        if frozen:
+            inputs, labels = cached_features(
+                split, n, encoder=encoder, max_length=length,
+                pooling=config.text_option("pooling"), device=device,
+            )
+        else:
+            texts, labels = load_imdb(split, limit=n)
+            inputs = tokenize(texts, tokenizer, length)
+        splits.append(Split(inputs.to(device), labels.to(device)))
     return splits[0], splits[1]
+
+
+def _text_lr_groups(
+    config: "ExperimentConfig", names: list[str], stage: int | None
+) -> list[tuple[list[str], float]]:
+    """The Wilson-Cowan parameters at ``wc_lr`` (None: ``lr``); the encoder and dense layer at
+    ``lr``, times ``stage2_lr_factor`` in stage 2."""
+    base = config.lr * (config.text_option("stage2_lr_factor") if stage == 2 else 1.0)
+    wc_lr = config.text_option("wc_lr")
+    dynamics = [n for n in names if n.startswith("dynamics.")]
+    rest = [n for n in names if not n.startswith("dynamics.")]
+    return [(rest, base), (dynamics, config.lr if wc_lr is None else wc_lr)]
 
 
 def _frozen_features(model: nn.Module, splits: Splits) -> Splits:
@@ -197,19 +224,30 @@ def _build_mlp(config: "ExperimentConfig", seed: int | None) -> nn.Module:
 
 
 def _build_text(config: "ExperimentConfig", seed: int | None) -> nn.Module:
-    from .text import TextClassifier, load_encoder
+    from .text import TextClassifier, encoder_width, load_encoder
 
-    tokenizer, encoder = load_encoder(config.text_option("encoder"))
+    name = config.text_option("encoder")
+    if config.text_option("frozen"):
+        encoder, pad_id, width = None, 0, encoder_width(name)
+    else:
+        tokenizer, encoder = load_encoder(name)
+        pad_id, width = tokenizer.pad_token_id, None
     return TextClassifier(
         encoder,
         config.text_option("head"),
-        pad_id=tokenizer.pad_token_id,
+        pad_id=pad_id,
         width=config.hidden,
         T=config.T_train,
         dt=config.dt,
         params=config.params,
         seed=seed,
         encoder_precision=config.text_option("encoder_precision"),
+        features_width=width,
+        start=config.text_option("start"),
+        inhibitory=config.text_option("inhibitory"),
+        stage=config.stages[0][0] or 2,
+        pooling=config.text_option("pooling"),
+        stage1_loss=config.text_option("stage1_loss"),
     )
 
 
@@ -263,9 +301,11 @@ KINDS: dict[str, Kind] = {
         build=_build_text,
         load_data=_load_text,
         optimizer=_adamw,
+        trainable=_stage_parameters,
         has_engine=lambda config: config.text_option("head") == "wc",
         has_attractors=lambda config: config.text_option("head") != "encoder",
         scheduler=_warmup_schedule,
+        lr_groups=_text_lr_groups,
         # dropout draws from the global generator, and the rate changes every step
         stackable=False,
         graphable=False,

@@ -30,14 +30,16 @@ import tarfile
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from .data import DataRootError, data_root
+from .dynamics import euler, wc_rhs
 from .models import WilsonCowanClassifier, _invalid_parameter, check_engine
 from .params import WCParams
+from .text_features import POOLINGS, pool
 
 __all__ = [
     "IMDB_ARCHIVE",
@@ -48,8 +50,12 @@ __all__ = [
     "load_tokenizer",
     "load_encoder",
     "tokenize",
+    "encoder_width",
     "TextClassifier",
     "ENCODER_PRECISIONS",
+    "STARTS",
+    "INHIBITORY_STARTS",
+    "STAGE1_LOSSES",
 ]
 
 #: Arithmetic of the encoder's forward and backward passes: "float32", or "bfloat16" (autocast
@@ -63,6 +69,16 @@ IMDB_ARCHIVE = Path("imdb") / "aclImdb_labeled.tar.xz"
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: The three heads of Table 5's comparison.
 HEADS = ("encoder", "distance-head", "wc")
+#: How the sigmoid layer's output h enters the Wilson-Cowan head (module docstring).
+STARTS = ("paper", "straddle", "drive", "axis")
+#: How far from x_u the ``axis`` start places the nodes where the two targets differ.
+AXIS_REACH = 0.1
+#: Where the inhibitory population starts: y(0) = x(0), or its fixed point y*.
+INHIBITORY_STARTS = ("same", "rest")
+#: What stage 1 minimises: the mean squared error of x(0) to the label's target (App. A's stage 1
+#: of the image encoders), or the binary cross-entropy of q_1 read from x(0) (the distance head's
+#: loss, on x(0)).
+STAGE1_LOSSES = ("mse", "bce")
 
 _REVIEW = re.compile(r"aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
@@ -181,6 +197,13 @@ def load_encoder(name: str | None = None) -> tuple[Any, nn.Module]:
     return load_tokenizer(path), model
 
 
+def encoder_width(name: str | None = None) -> int:
+    """The width of a checkpoint's pooled output, read from its configuration alone."""
+    path = name or default_encoder()
+    config = _transformers().AutoConfig
+    return int(config.from_pretrained(path, local_files_only=Path(path).is_dir()).hidden_size)
+
+
 def tokenize(texts: list[str], tokenizer: Any, max_length: int) -> torch.Tensor:
     """Token ids (n, max_length), truncated and padded with the tokenizer's pad id."""
     if max_length < 2:
@@ -194,17 +217,21 @@ def tokenize(texts: list[str], tokenizer: Any, max_length: int) -> torch.Tensor:
 class TextClassifier(nn.Module):
     """Encoder -> dropout 0.5 -> dense ``width`` with sigmoid -> one of :data:`HEADS`.
 
-    ``forward`` takes token ids (batch, L) (padding marked by ``pad_id``) and returns, for the
-    ``encoder`` head, one logit per review; for the other two, the state whose distances to the
-    two targets decide (the sigmoid layer's output, or x(T) after the dynamics). ``loss`` is the
-    binary cross-entropy of the positive-class probability; the interface matches the image
-    classifiers', so the one training loop drives it. The Wilson-Cowan head uses the network of
-    :class:`wcbook.models.WilsonCowanClassifier` with its engine.
+    ``forward`` takes token ids (batch, L) (padding marked by ``pad_id``), or the encoder's
+    pooled features (batch, ``features_width``) when ``encoder`` is None (a frozen encoder whose
+    features were computed once), and returns, for the ``encoder`` head, one logit per review;
+    for the other two, the state whose distances to the two targets decide (the sigmoid layer's
+    output h, or x(T) after the dynamics; in stage 1, x(0)). ``loss`` is the binary cross-entropy
+    of the positive-class probability (stage 1: the mean squared error of x(0) to the label's
+    target); the interface matches the image classifiers', so the one training loop drives it.
+    ``start`` and ``inhibitory`` say how h enters the dynamics (module docstring). The
+    Wilson-Cowan head uses the network of :class:`wcbook.models.WilsonCowanClassifier` with its
+    engine (the ``drive`` start integrates with autograd).
     """
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: nn.Module | None,
         head: str,
         *,
         pad_id: int = 0,
@@ -214,19 +241,29 @@ class TextClassifier(nn.Module):
         params: WCParams = WCParams(),
         seed: int | None = None,
         encoder_precision: str = "float32",
+        features_width: int | None = None,
+        start: str = "paper",
+        inhibitory: str = "same",
+        stage: int = 2,
+        pooling: str = "pooler",
+        stage1_loss: str = "mse",
     ) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-        if encoder_precision not in ENCODER_PRECISIONS:
-            raise ValueError(
-                f"encoder_precision must be one of {', '.join(ENCODER_PRECISIONS)}, "
-                f"got {encoder_precision!r}"
-            )
+        if stage1_loss not in STAGE1_LOSSES:
+            raise ValueError(f"unknown stage1_loss {stage1_loss!r}; choose one of "
+                             f"{', '.join(STAGE1_LOSSES)}")
+        self.stage1_loss = stage1_loss
+        _check_choices(head, encoder_precision, start, inhibitory, stage)
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
+        if encoder is None and features_width is None:
+            raise ValueError("without an encoder, give the width of its features")
         self.head, self.pad_id = head, int(pad_id)
-        self.encoder_precision = encoder_precision
+        self.encoder_precision, self.start, self.inhibitory = encoder_precision, start, inhibitory
+        self._stage = stage
         self.encoder = encoder
-        hidden = int(encoder.config.hidden_size)
+        hidden = int(encoder.config.hidden_size) if encoder is not None else int(features_width)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(hidden, width)
@@ -250,6 +287,30 @@ class TextClassifier(nn.Module):
             self.dynamics.requires_grad_(False)
 
     @property
+    def stage(self) -> int:
+        """1: x(0) fitted to the targets without dynamics (encoder and dense layer train);
+        2: the whole model. Only the Wilson-Cowan head has a stage 1."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: int) -> None:
+        if value not in (1, 2) or (value == 1 and self.head != "wc"):
+            raise ValueError(f"stage must be 2, or 1 for the Wilson-Cowan head; got {value!r}")
+        self._stage = value
+
+    @property
+    def frozen_encoder(self) -> bool:
+        """Whether the model reads cached features instead of running an encoder."""
+        return self.encoder is None
+
+    def stage_parameters(self, stage: int | None = None) -> Iterator[nn.Parameter]:
+        """The parameters that train in ``stage`` (default: the current one)."""
+        stage = self.stage if stage is None else stage
+        modules = [m for m in (self.encoder, self.dense) if m is not None] if stage == 1 else [self]
+        for module in modules:
+            yield from (p for p in module.parameters() if p.requires_grad)
+
+    @property
     def engine(self) -> str:
         """The Wilson-Cowan head's integrator (:data:`wcbook.models.ENGINES`); the other heads
         have none (AttributeError, so that ``hasattr(model, "engine")`` says so)."""
@@ -263,26 +324,92 @@ class TextClassifier(nn.Module):
             raise AttributeError(f"the {self.head} head runs no dynamics, so it has no engine")
         self.dynamics.engine = check_engine(engine)
 
-    def features(self, ids: torch.Tensor) -> torch.Tensor:
-        """The sigmoid layer's output h (batch, width): the initial state of the dynamics."""
-        if ids.ndim != 2 or ids.dtype != torch.long:
+    def _pooled(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The encoder's pooled output of token ids, or the cached features themselves."""
+        if self.encoder is None:
+            if inputs.ndim != 2 or not inputs.is_floating_point() or (
+                inputs.shape[1] != self.dense.in_features
+            ):
+                raise ValueError(
+                    f"a model without encoder takes features of shape (batch, "
+                    f"{self.dense.in_features}), got {tuple(inputs.shape)} {inputs.dtype}"
+                )
+            return inputs
+        if inputs.ndim != 2 or inputs.dtype != torch.long:
             raise ValueError(
                 f"expected token ids of shape (batch, length) and dtype long, got "
-                f"{tuple(ids.shape)} {ids.dtype}; use wcbook.text.tokenize"
+                f"{tuple(inputs.shape)} {inputs.dtype}; use wcbook.text.tokenize"
             )
         mixed = self.encoder_precision == "bfloat16"
-        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=mixed):
-            out = self.encoder(input_ids=ids, attention_mask=(ids != self.pad_id).long())
-        return torch.sigmoid(self.dense(self.dropout(out.pooler_output.float())))
+        mask = (inputs != self.pad_id).long()
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=mixed):
+            out = self.encoder(input_ids=inputs, attention_mask=mask)
+        return pool(out, mask, self.pooling)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The sigmoid layer's output h (batch, width)."""
+        return torch.sigmoid(self.dense(self.dropout(self._pooled(inputs))))
+
+    def initial_state(
+        self, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x(0), y(0), constant drive or None) of the dynamics for the sigmoid output h."""
+        states = self.dynamics.network.states
+        drive = None
+        if self.start == "paper":
+            x0 = h
+        elif self.start == "straddle":
+            x0 = 2 * states.x_unstable * h
+        elif self.start == "axis":
+            x0 = self._on_axis(h)
+        else:
+            x0, drive = torch.full_like(h, states.x_unstable), h - 0.5
+        y0 = x0 if self.inhibitory == "same" else torch.full_like(x0, states.y_star)
+        return x0, y0, drive
+
+    def _on_axis(self, h: torch.Tensor) -> torch.Tensor:
+        """x(0) on the line through the two targets: x_u + 0.1 tanh(s) v_i on the nodes where
+        they differ, v = (T_0 - T_1) / (xbar2 - xbar1) (entries +-1 there, 0 elsewhere) and
+        s = sum_i (h_i - 1/2) v_i the sigmoid output's component along v; the other nodes start
+        at their common target value."""
+        targets, states = self.dynamics.network.targets, self.dynamics.network.states
+        v = (targets[0] - targets[1]) / (states.xbar2 - states.xbar1)
+        score = torch.tanh(((h - 0.5) * v).sum(dim=1, keepdim=True))
+        base = torch.where(v != 0, torch.full_like(v, states.x_unstable), targets[0])
+        return base + AXIS_REACH * score * v
+
+    def _integrate(
+        self, x0: torch.Tensor, y0: torch.Tensor, drive: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x(T) of the Wilson-Cowan head from (x(0), y(0)), with a constant drive if given."""
+        wc, network = self.dynamics, self.dynamics.network
+        if drive is None:
+            x, _ = network.integrate(
+                x0, y0, T=wc.T_train, dt=wc.dt, validate=False, engine=wc.engine
+            )
+            return x
+        A = network.coupling.matrix()
+
+        def rhs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            coupling = network.Gamma * (x @ A.T) + drive
+            return wc_rhs(x, y, network.params, network.gamma, coupling)
+
+        return euler(rhs, x0, y0, wc.T_train, wc.dt)[0]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logit ("encoder" head) or the deciding state (batch, width) of the other heads."""
-        h = self.features(ids)
+        h = self.features(inputs)
         if self.head == "encoder":
             return self.output(h).squeeze(1)
+        return self._decide(h)
+
+    def _decide(self, h: torch.Tensor) -> torch.Tensor:
+        """The deciding state for the sigmoid output h: h itself (distance head), x(0) (stage 1)
+        or x(T)."""
         if self.head == "distance-head":
             return h
-        return self.dynamics(h)
+        x0, y0, drive = self.initial_state(h)
+        return x0 if self.stage == 1 else self._integrate(x0, y0, drive)
 
     def positive_probability(self, output: torch.Tensor) -> torch.Tensor:
         """Probability of the positive class: sigmoid(logit), or q_1 from the distances."""
@@ -291,9 +418,13 @@ class TextClassifier(nn.Module):
         return self.dynamics.scores(output)[:, 1]
 
     def loss(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy of the positive-class probability, mean over the batch."""
+        """Binary cross-entropy of the positive-class probability, mean over the batch; in
+        stage 1 with ``stage1_loss="mse"``, the mean squared error of x(0) to the label's
+        target."""
         if self.head == "encoder":
             return nn.functional.binary_cross_entropy_with_logits(output, labels.float())
+        if self.stage == 1 and self.stage1_loss == "mse":
+            return self.dynamics.loss(output, labels)
         p = self.positive_probability(output).clamp(1e-7, 1 - 1e-7)
         return nn.functional.binary_cross_entropy(p, labels.to(p.dtype))
 
@@ -304,21 +435,35 @@ class TextClassifier(nn.Module):
         return classes.masked_fill(~finite, -1)
 
     @torch.no_grad()
-    def predict(self, ids: torch.Tensor) -> torch.Tensor:
-        """Predicted classes of token ids."""
-        return self.classify(self(ids))
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Predicted classes of token ids (or cached features)."""
+        return self.classify(self(inputs))
+
+    @property
+    def attractor_targets(self) -> torch.Tensor:
+        """The two planted targets (2, width); AttributeError for the encoder head."""
+        if self.dynamics is None:
+            raise AttributeError("the encoder head has no targets")
+        return self.dynamics.network.targets
 
     @torch.no_grad()
-    def attractor_distances(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def end_states(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The deciding states (batch, width): h for the distance head, x(T) (stage 1: x(0))
+        for the Wilson-Cowan head."""
+        return self(inputs)
+
+    @torch.no_grad()
+    def attractor_distances(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(initial, final) Euclidean distances to the nearest planted target, per review: of the
-        sigmoid layer's output h and of the deciding state (x(T) for the Wilson-Cowan head, h
-        itself for the distance head). None for the encoder head, which has no targets."""
+        initial state (h for the distance head, x(0) for the Wilson-Cowan head) and of the
+        deciding state. None for the encoder head, which has no targets."""
         if self.dynamics is None:
             return None
         targets = self.dynamics.network.targets
-        h = self.features(ids)
-        final = self.dynamics(h) if self.head == "wc" else h
-        nearest = [torch.cdist(state, targets).min(dim=1).values for state in (h, final)]
+        h = self.features(inputs)
+        initial = h if self.head == "distance-head" else self.initial_state(h)[0]
+        final = self._decide(h)
+        nearest = [torch.cdist(state, targets).min(dim=1).values for state in (initial, final)]
         return nearest[0], nearest[1]
 
     def target_separation(self) -> float:
@@ -335,9 +480,25 @@ class TextClassifier(nn.Module):
     def invalid_parameter(self) -> str | None:
         """Why the parameters are unusable (NaN/inf, gamma outside (0, inf)), or None."""
         if self.head == "wc":
-            return self.dynamics.invalid_parameter()
+            return _invalid_parameter(self) or self.dynamics.invalid_parameter()
         return _invalid_parameter(self)
 
     def metrics(self) -> dict[str, float]:
         """The learned gamma for the Wilson-Cowan head; nothing for the others."""
         return self.dynamics.metrics() if self.head == "wc" else {}
+
+
+def _check_choices(head: str, precision: str, start: str, inhibitory: str, stage: int) -> None:
+    """Refuse a head, precision, start, inhibitory start or stage outside the known ones."""
+    for name, value, known in (
+        ("head", head, HEADS),
+        ("encoder_precision", precision, ENCODER_PRECISIONS),
+        ("start", start, STARTS),
+        ("inhibitory", inhibitory, INHIBITORY_STARTS),
+    ):
+        if value not in known:
+            raise ValueError(
+                f"unknown {name} {value!r}; choose one of {', '.join(known)}"
+            )
+    if stage not in (1, 2) or (stage == 1 and head != "wc"):
+        raise ValueError(f"stage must be 2, or 1 for the Wilson-Cowan head; got {stage!r}")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..attractors import DISTINCT_OF, attractor_fractions, distinct_states, relative_distances
 from ..ensemble import Ensemble
 from ..kinds import Split
 
 #: Images per forward pass when measuring test accuracy (no gradients are kept).
 EVAL_BATCH = 1000
+#: Test inputs whose end states' relative distances to every target the report keeps (a figure's
+#: worth, in the order of the test set).
+SAMPLE = 200
 
 
 @torch.no_grad()
@@ -45,16 +49,19 @@ def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tup
 def attractor_report(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> dict | None:
     """Where the deciding states end, for models with planted targets that report it
     (``attractor_distances``): medians of the initial and final distance to the nearest target,
-    the fraction of final states within 10% of the targets' separation, and that separation.
-    None for models without targets."""
+    the fraction of final states within 10% of the targets' separation, and that separation; for
+    models that also give their end states (``end_states``, ``attractor_targets``) the three
+    numbers of :mod:`wcbook.attractors`. None for models without targets."""
     if len(data) == 0:
         return None
     was_training = model.training
     model.eval()
-    pairs = [
-        model.attractor_distances(data.images[start : start + batch_size])
+    batches = [
+        (data.images[start : start + batch_size], data.labels[start : start + batch_size])
         for start in range(0, len(data), batch_size)
     ]
+    pairs = [model.attractor_distances(images) for images, _ in batches]
+    ends = _end_states(model, batches) if pairs[0] is not None else {}
     model.train(was_training)
     if pairs[0] is None:
         return None
@@ -66,4 +73,32 @@ def attractor_report(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH
         "final_median": float(final.median()),
         "final_within_10pct": float((final < 0.1 * separation).float().mean()),
         "target_separation": separation,
+        **ends,
+    }
+
+
+def _end_states(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    """attractor_fraction, attractor_fraction_correct and distinct_end_states of the model's
+    end states (:mod:`wcbook.attractors`), and for the first :data:`SAMPLE` test inputs the
+    relative distances of their end states to every target, their labels and predictions;
+    empty for a model that does not give them."""
+    if not hasattr(model, "end_states"):
+        return {}
+    ends = [model.end_states(images) for images, _ in batches]
+    states = torch.cat([end.cpu() for end in ends])
+    predicted = torch.cat([model.classify(end).cpu() for end in ends])
+    labels = torch.cat([labels.cpu() for _, labels in batches])
+    targets = model.attractor_targets.cpu()
+    on_predicted, on_correct = attractor_fractions(states, predicted, labels, targets)
+    sample = relative_distances(states[:SAMPLE], targets).float()
+    return {
+        "attractor_fraction": on_predicted,
+        "attractor_fraction_correct": on_correct,
+        "distinct_end_states": distinct_states(states[:DISTINCT_OF], targets),
+        "distinct_of": min(len(states), DISTINCT_OF),
+        "sample": {
+            "relative_distances": [[round(v, 4) for v in row] for row in sample.tolist()],
+            "labels": labels[:SAMPLE].tolist(),
+            "predicted": predicted[:SAMPLE].tolist(),
+        },
     }

@@ -240,13 +240,15 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
     engine = opts.engine if run.kind.has_engine(run.config) else None
     run.kind.configure(template, stage, engine)
     names = run.kind.trainable(template, stage)
-    run.optimizer = run.kind.optimizer(
-        run.config, run.ensemble.parameters_of(names), opts.device
-    )
+    groups = (run.kind.lr_groups(run.config, names, stage) if run.kind.lr_groups is not None
+              else [(names, run.config.lr)])
+    params = [{"params": run.ensemble.parameters_of(group), "lr": lr}
+              for group, lr in groups if group]
+    run.optimizer = run.kind.optimizer(run.config, params, opts.device)
     run.scheduler = None
     if run.kind.scheduler is not None:
-        total = run.config.epochs * steps_per_epoch
-        run.scheduler = run.kind.scheduler(run.config, run.optimizer, total)
+        epochs = next(e for s, e, _ in run.config.stages if s == stage)  # this stage's
+        run.scheduler = run.kind.scheduler(run.config, run.optimizer, epochs * steps_per_epoch)
     if run.saved_optimizer is not None and run.optimizer_stage == stage:
         run.optimizer.load_state_dict(ckpt.for_device(run.saved_optimizer, run.optimizer))
         if run.scheduler is not None and run.saved_scheduler:
@@ -481,6 +483,8 @@ def _save(run: Run, opts: Options, checkpoint_dir: str | os.PathLike) -> None:
         return
     for k, seed in enumerate(run.seeds):
         path = stage1_path(run.config, run.profile.to_dict(), seed, checkpoint_dir)
+        if path is None:  # a stage 1 no other run shares
+            return
         snapshot = {
             **state,
             "model": encoder_and_head(run.ensemble.member_state_dict(k)),

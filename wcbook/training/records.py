@@ -18,6 +18,9 @@ from ..experiments import ExperimentConfig, Profile
 from .checkpoint import atomic_write, results_path
 from .provenance import record_header
 
+#: Numbers of the attractor report (:mod:`wcbook.attractors`) that also go into ``metrics``.
+ATTRACTOR_METRICS = ("attractor_fraction", "attractor_fraction_correct", "distinct_end_states")
+
 
 def _rounded(values: list, digits: int = 6) -> list:
     return [float(f"{v:.{digits}g}") if isinstance(v, float) else v for v in values]
@@ -77,6 +80,9 @@ def member_record(
     record["metrics"] = _final_metrics(config, history, metrics or {})
     if run["attractors"][member] is not None:
         record["attractors"] = run["attractors"][member]
+        record["metrics"].update(
+            {k: v for k, v in record["attractors"].items() if k in ATTRACTOR_METRICS}
+        )
     if run["stage1_from"][member] is not None:
         record["stage1_from"] = run["stage1_from"][member]
     return record

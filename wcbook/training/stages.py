@@ -43,8 +43,8 @@ def stage1_path(
     config: ExperimentConfig, profile: dict[str, Any], seed: int, checkpoint_dir: str | os.PathLike
 ) -> Path | None:
     """Where the stage-1 snapshot of an encoder run lives, named by a hash of everything stage 1
-    depends on (None when the run has no stage 1)."""
-    if config.stages[0][0] != 1:
+    depends on (None when the run has no stage 1, or shares it with no other run)."""
+    if config.stages[0][0] != 1 or not config.shares_stage1:
         return None
     key = {k: v for k, v in config.to_dict().items() if k not in _STAGE2_FIELDS}
     key["encoder_options"] = {
