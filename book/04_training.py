@@ -19,15 +19,21 @@
 # excitatory state is compared with the $K$ planted targets through the paper's normalised distance
 #
 # $$ d_k = \frac{\lVert x(T) - T_k\rVert^2}{\lVert x(T)\rVert\,\lVert T_k\rVert}, \qquad
-#    q_k = \frac{1/d_k}{\sum_j 1/d_j}, \qquad \hat k = \arg\max_k q_k. $$
+#    q_k = \frac{1/d_k}{\sum_j 1/d_j}, \qquad \hat k = \arg\max_k q_k. $$ (eq-readout-distance)
 #
-# Training minimises the mean squared error between $x(T)$ and the target of the label, with Adam
+# Training minimises the mean squared error between $x(T)$ and the target {eq}`eq-targets` of the
+# label,
+#
+# $$ L = \frac{1}{B} \sum_{b=1}^{B} \frac1N \big\lVert x^{(b)}(T) - T_{\text{label}(b)} \big\rVert^2,
+# $$ (eq-loss)
+#
+# over a batch of $B$ images, with Adam
 # (lr 0.1, batch 200) backpropagating through every Euler step. The trainable numbers are the free
 # eigenvectors and eigenvalues of $A$ and $\gamma$.
 #
 # **The loss reduction.** The paper writes the loss as the batch mean of
 # $\lVert x(T) - T_{\text{label}}\rVert^2$, a sum over the $N$ nodes. Like the authors' Keras code
-# (`MSE`), `WilsonCowanClassifier.loss` takes the mean over the nodes as well, i.e. the paper's
+# (`MSE`), `WilsonCowanClassifier.loss` takes the mean over the nodes as well ({eq}`eq-loss`), i.e. the paper's
 # loss divided by $N$. Adam's steps hardly change under a constant factor of the loss, but the
 # orthogonality regulariser on the free eigenvectors is added unscaled, so it weighs $N$ times more
 # against the mean than it would against the sum.
@@ -130,7 +136,7 @@ print(f"{record['seconds_per_epoch']:.2f} s per epoch on {record['device']}")
 
 # %% [markdown]
 # One seed's accuracy at this scale is not a measurement of the model: at the learning rate of 0.1
-# the first Adam steps are chaotic ({doc}`05_performance`), so the digits above move with the
+# the first Adam steps are chaotic ({doc}`A5_performance`), so the digits above move with the
 # seed, the floating-point library and even the number of threads (fixed to two here). At the
 # `midscale` profile two seeds agree to a tenth of a point ({doc}`A2_ablations`). The cell above is
 # therefore not compared by the tests; these coarse checks are:
@@ -301,7 +307,7 @@ for T_eval in (cfg.T_train, cfg.eval_horizon):
 # --seeds 5` trains the five seeds as one *ensemble*: the parameters of the five networks are
 # stacked on a leading axis and each Euler step multiplies all five states with their own coupling
 # matrices in one batched product. Each member remains the run of its seed alone (its own
-# initialisation, data order, gradient and Adam state); the {doc}`05_performance` chapter shows how
+# initialisation, data order, gradient and Adam state); the {doc}`A5_performance` chapter shows how
 # and what it buys.
 
 # %% [markdown]
