@@ -123,5 +123,5 @@ for sigma in noise_levels:
     print(f"noise sigma = {sigma}: {back}/{K} targets recovered (max |x(T) - T_k| < 1e-6)")
 t = np.arange(len(curves[0])) * dt
 distance_curves(t, np.maximum(np.array(curves), 1e-16), labels)
-plt.title("worst case over the ten targets")
+plt.title(f"worst case over the ten targets: untrained network, N = {N}, seed 0", fontsize=9)
 plt.show()

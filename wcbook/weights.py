@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .experiments import ExperimentConfig, get_experiment, get_profile, resolve
+from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve
 
 __all__ = [
     "MAX_WEIGHTS_BYTES",
@@ -165,14 +165,15 @@ def figure_model(
     run_id: str,
     seed: int,
     fallback: nn.Module,
-    fallback_profile: str,
+    fallback_profile: str | Profile,
     models_dir: str | Path = "models",
 ) -> FigureModel:
     """The paper-profile model of ``run_id`` and ``seed`` from its exported weights
     (:func:`weights_path`) when the file exists, else ``fallback`` (a model the chapter trained
-    itself at ``fallback_profile``, with the same seed), in eval mode."""
+    itself at ``fallback_profile``, a profile or its registered name, with the same seed), in
+    eval mode."""
     if weights_path(run_id, "paper", seed, models_dir).exists():
         model, config = load_weights(run_id, "paper", seed, models_dir)
         return FigureModel(model, config, run_id, "paper", seed)
-    return FigureModel(fallback.eval(), run_config(run_id, fallback_profile), run_id,
-                       fallback_profile, seed)
+    profile = get_profile(fallback_profile)
+    return FigureModel(fallback.eval(), run_config(run_id, profile), run_id, profile.name, seed)
