@@ -22,7 +22,7 @@
 # \dot x &= -\alpha_E\, x + (1 - x)\, F_E(s_E), & s_E &= w_{EE}\,x - w_{EI}\,y + h_E + \Gamma (A x)_i,\\
 # \gamma\,\dot y &= -\alpha_I\, y + (1 - y)\, F_I(s_I), & s_I &= w_{IE}\,x - w_{II}\,y + h_I,
 # \end{aligned}
-# $$
+# $$ (eq-node)
 #
 # with sigmoidal firing functions $F(s) = \text{offset} + \text{amplitude}\,\tanh(\beta s)$.
 # The package writes these two lines once (`wcbook.dynamics.node_rhs`); the torch integrator, the

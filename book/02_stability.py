@@ -20,9 +20,10 @@
 # linear system whose matrix is
 #
 # $$ J = \frac{\partial G}{\partial(x, y)} + \frac{\partial G}{\partial c}\,[\Gamma\lambda_i,\ 0]
-# \quad\text{at } c = 0, $$
+# \quad\text{at } c = 0, $$ (eq-mode-jacobian)
 #
-# where $c$ is the coupling input in $s_E$. `wcbook.stability.symbolic_jacobian` builds $G$ with
+# where $G$ is the right-hand side of the node equations {eq}`eq-node` and $c$ is the coupling input
+# in $s_E$. `wcbook.stability.symbolic_jacobian` builds $G$ with
 # SymPy symbols by calling the very function the torch integrator uses, then differentiates.
 
 # %%
@@ -60,7 +61,10 @@ display(Math("J = " + sp.latex(jacobian_for_display(p))))
 #
 # ## Characteristic polynomial and eigenvalues
 #
-# SymPy derives $\det(sI - J)$ and its two roots $s_\pm$ for any 2x2 matrix:
+# SymPy derives $\det(sI - J)$ and its two roots $s_\pm$ for any 2x2 matrix; in closed form,
+#
+# $$ \det(sI - J) = s^2 - \operatorname{tr}J\, s + \det J, \qquad
+# s_\pm = \tfrac12\Big(\operatorname{tr}J \pm \sqrt{\operatorname{tr}^2 J - 4\det J}\Big). $$ (eq-s-pm)
 
 # %%
 s = sp.Symbol("s")
@@ -116,9 +120,13 @@ print(f"200 random points: max |J_sympy - J_autograd| < 1e-12: {worst < 1e-12}")
 # %% [markdown]
 # ## Where is a planted state stable? (Fig. 3 and Fig. 6, top)
 #
-# Both eigenvalues of a real 2x2 matrix have negative real part exactly when $\operatorname{tr}J < 0$
-# and $\det J > 0$. Both are linear in $\mu = \Gamma\lambda$, so the stable set is an interval that
-# SymPy computes exactly (`stability_interval`). The curves show $\max\operatorname{Re}s_\pm$ against
+# Both roots {eq}`eq-s-pm` of a real 2x2 matrix have negative real part exactly when
+#
+# $$ \max\operatorname{Re} s_\pm(\mu) < 0 \iff \operatorname{tr}J(\mu) < 0 \ \text{and}\
+# \det J(\mu) > 0, \qquad \mu = \Gamma\lambda. $$ (eq-stable-mode)
+#
+# Both are linear in $\mu$, so the stable set is an interval that SymPy computes exactly
+# (`stability_interval`). The curves show $\max\operatorname{Re}s_\pm$ against
 # $\mu$ for both stable states at the initial $\gamma = 0.25$ (Fig. 3) and at $\gamma = 0.85$, about
 # the value training ends at on MNIST (Fig. 6, top); dotted lines mark the boundaries.
 
@@ -144,8 +152,11 @@ for gamma in (0.25, 0.85):
 
 # %% [markdown]
 # The boundaries do not move with $\gamma$: with $w_{IE} = 0$ the matrix is triangular and the
-# excitatory eigenvalue $J_{11} = -\alpha_E - F_E + (1 - x)F_E'(s_E)(w_{EE} + \mu)$ alone crosses
-# zero. What $\gamma$ changes is the inhibitory eigenvalue $J_{22}$, the flat part of the curves on
+# excitatory eigenvalue
+#
+# $$ J_{11}(\mu) = -\alpha_E - F_E(s_E) + (1 - x)\,F_E'(s_E)\,(w_{EE} + \mu) $$ (eq-j11)
+#
+# alone crosses zero. What $\gamma$ changes is the inhibitory eigenvalue $J_{22}$, the flat part of the curves on
 # the left: a larger $\gamma$ brings it closer to zero, so the slowest decay rate of a perturbation
 # shrinks. The low state $\bar x^{(1)}$ has the tighter bound, so it sets the admissible range for
 # every trainable eigenvalue: a target mixes both states, and every mode must be stable at both.

@@ -22,7 +22,12 @@
 #
 # For $N$ nodes and $K$ classes let $b = \lfloor N/(K+2)\rfloor$. Target $T_k$ has every entry at
 # the high state $\bar x^{(2)}$ except the block $[kb, (k+1)b)$, which sits at the low state
-# $\bar x^{(1)}$. For MNIST, $N = 784$, $K = 10$, $b = 65$. Drawn as 28x28 images:
+# $\bar x^{(1)}$ (the two stable states of one node, chapter {doc}`01_node`):
+#
+# $$ (T_k)_j = \begin{cases} \bar x^{(1)}, & kb \le j < (k+1)b, \\
+# \bar x^{(2)}, & \text{otherwise,} \end{cases} \qquad k = 0, \dots, K-1. $$ (eq-targets)
+#
+# For MNIST, $N = 784$, $K = 10$, $b = 65$. Drawn as 28x28 images:
 
 # %%
 # %matplotlib inline
@@ -49,6 +54,9 @@ plt.show()
 # %% [markdown]
 # ## The coupling $A = \Phi\Lambda\Phi^{-1}$
 #
+# $$ A = \Phi\Lambda\Phi^{-1}, \qquad \Lambda = \operatorname{diag}(\underbrace{0, \dots, 0}_{K},
+# \lambda_K, \dots, \lambda_{N-1}), \qquad A\,T_k = 0. $$ (eq-spectral-coupling)
+#
 # - The first $K$ columns of $\Phi$ are an orthonormal basis of the span of the targets (a QR
 #   factorisation), with eigenvalue 0. They are fixed.
 # - The other $N - K$ columns are trainable. We initialise them as an orthonormal completion of the
@@ -74,8 +82,8 @@ print(f"initial mu = Gamma*lambda: mean {mu0.mean():.3f}, range [{mu0.min():.3f}
 # %% [markdown]
 # ## Every target is a fixed point of the coupled network
 #
-# With $x = T_k$ and $y = y^*$ on every node, $A T_k = 0$ removes the coupling, and each node sits at
-# one of its own fixed points, so $G$ vanishes:
+# With $x = T_k$ and $y = y^*$ on every node, $A T_k = 0$ {eq}`eq-spectral-coupling` removes the
+# coupling, and each node sits at one of its own fixed points, so $G$ vanishes:
 
 # %%
 x_t, y_t = net.target_state(torch.arange(K))
@@ -84,8 +92,8 @@ print(f"max |dx/dt| at the targets below 1e-9: {dx.abs().max().item() < 1e-9}")
 print(f"max |dy/dt| at the targets below 1e-9: {dy.abs().max().item() < 1e-9}")
 
 # %% [markdown]
-# Chapter 2 showed that the low state is stable for $\mu < 37.74$; at initialisation every mode is
-# far inside that range:
+# Chapter 2 showed that the low state is stable {eq}`eq-stable-mode` for $\mu < 37.74$; at
+# initialisation every mode is far inside that range:
 
 # %%
 edge = float(stability_interval(states.xbar1, states.y_star, p).sup)
@@ -115,5 +123,5 @@ for sigma in noise_levels:
     print(f"noise sigma = {sigma}: {back}/{K} targets recovered (max |x(T) - T_k| < 1e-6)")
 t = np.arange(len(curves[0])) * dt
 distance_curves(t, np.maximum(np.array(curves), 1e-16), labels)
-plt.title("worst case over the ten targets")
+plt.title(f"worst case over the ten targets: untrained network, N = {N}, seed 0", fontsize=9)
 plt.show()

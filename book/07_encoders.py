@@ -19,11 +19,11 @@
 # an encoder $E$ (a small CNN for MNIST and Fashion-MNIST) and a dense head $h$, and the head's
 # output becomes the initial state of both populations:
 #
-# $$ z = h(E(r)) \in \mathbb{R}_{\ge 0}^{784}, \qquad x(0) = y(0) = z, $$
+# $$ z = h(E(r)) \in \mathbb{R}_{\ge 0}^{784}, \qquad x(0) = y(0) = z, $$ (eq-encoder)
 #
 # after which the network of $N = 784$ nodes integrates for $T = 3.5$ (35 Euler steps of
 # $dt = 0.1$) and the class is the planted target nearest to $x(T)$ in the paper's normalised
-# distance $d_k = \lVert x(T) - T_k\rVert^2 / (\lVert x(T)\rVert\,\lVert T_k\rVert)$. The head
+# distance {eq}`eq-readout-distance`. The head
 # is Dense 2048 ReLU, batch norm, Dense 1024 ReLU, batch norm, Dense 784 ReLU (App. A), so $z$ is
 # non-negative, like pixels, but not bounded by 1.
 #
@@ -54,12 +54,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
 
 from wcbook.experiments import ENCODED_IDS, PROFILES, data_caveat, get_experiment, resolve
 from wcbook.encoders import count_parameters, parameter_table, wilson_cowan_counts
-from wcbook.results import archived_runs, encoder_frame, load_records, mean_sem
-from wcbook.tables import styled
+from wcbook.results import archived_runs, load_records, mean_sem, show_encoder_table
 from wcbook.training import load_data, load_trained, train
 
 torch.set_num_threads(2)
@@ -261,15 +259,7 @@ print("z is non-negative (ReLU) but not bounded by 1:", bool((z >= 0).all()), bo
 # %%
 runs = archived_runs(load_records(ROOT / "results"), ENCODED_IDS)
 
-def show_encoder_table(ids, name: str) -> None:
-    """The encoder runs of ``ids`` as an HTML table, with the caveats of substitute rows below."""
-    table, notes = encoder_frame(runs, ids)
-    display(styled(table, name, numeric=["seeds"]))
-    for run, caveat in notes.items():
-        print(f"{run}: {caveat}")
-
-
-show_encoder_table(ENCODED_IDS, "encoder-records")
+show_encoder_table(runs, ENCODED_IDS, "encoder-records")
 
 # %%
 shown = [key for key in runs if not key[0].endswith("-softmax")]

@@ -49,13 +49,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 
 from wcbook.data import COLOR_DATASETS, load_color_images
 from wcbook.encoders import efficientnet_lite0, efficientnet_lite0_encoder, extract_features, linear_probe, parameter_table
 from wcbook.experiments import PROFILES, VARIANTS, data_caveat, get_experiment
-from wcbook.results import archived_runs, encoder_frame, load_records, mean_sem
-from wcbook.tables import styled
+from wcbook.results import archived_runs, load_records, mean_sem, show_encoder_table
 from wcbook.training import train
 
 torch.set_num_threads(2)
@@ -251,15 +249,7 @@ for name in IDS[:2]:
 # %%
 runs = archived_runs(load_records(ROOT / "results"), IDS)
 
-def show_encoder_table(ids, name: str) -> None:
-    """The encoder runs of ``ids`` as an HTML table, with the caveats of substitute rows below."""
-    table, notes = encoder_frame(runs, ids)
-    display(styled(table, name, numeric=["seeds"]))
-    for run, caveat in notes.items():
-        print(f"{run}: {caveat}")
-
-
-show_encoder_table(IDS, "transfer-records")
+show_encoder_table(runs, IDS, "transfer-records")
 best = {i: get_experiment(i).reference["test_accuracy_best"]
         for i in ("cifar10-vgg16", "flowers-transfer")}
 print("paper best runs:", ", ".join(f"{i} {v:.4f}" for i, v in best.items()),

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Appendix: an exact stability certificate
 #
-# The paper's stability criterion (Sec. 3, chapter 2) perturbs a planted state along one eigenvector
+# The paper's stability criterion (Sec. 3, chapter 2, {eq}`eq-stable-mode`) perturbs a planted state along one eigenvector
 # $\phi_i$ of $A$ at a time, which turns the $2N$-dimensional linearisation into one $2\times 2$
 # Jacobian per eigenvalue $\mu_i = \Gamma\lambda_i$. That reduction assumes every node sits at the
 # same state. A planted target does not: $b$ nodes sit at $\bar x^{(1)}$, the others at
@@ -22,7 +22,7 @@
 # about the full Jacobian of the coupled system at $z = (T_k, y^*)$,
 #
 # $$ J = \begin{pmatrix} D_1 + D_2 (w_{EE} I + \Gamma A) & -w_{EI} D_2 \\
-#                        w_{IE} D_4/\gamma & (D_3 - w_{II} D_4)/\gamma \end{pmatrix}, $$
+#                        w_{IE} D_4/\gamma & (D_3 - w_{II} D_4)/\gamma \end{pmatrix}, $$ (eq-full-jacobian)
 #
 # with the diagonal matrices $D_1 = \mathrm{diag}(-\alpha_E - F_E(s_E))$,
 # $D_2 = \mathrm{diag}((1-x) F_E'(s_E))$, $D_3 = \mathrm{diag}(-\alpha_I - F_I(s_I))$ and

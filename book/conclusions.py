@@ -170,7 +170,7 @@ for name in ("mnist-cnn", "fashion-cnn", "flowers-transfer"):
 #   through the distance head ({doc}`06_text`).
 # * **A fast, tested integrator**: the hand-derived adjoint of the Euler scheme, equal to autograd
 #   in float64, and the evidence that training at the paper's learning rate is chaotic, so that
-#   single runs are samples of a distribution ({doc}`05_performance`).
+#   single runs are samples of a distribution ({doc}`A5_performance`).
 #
 # ## In one paragraph
 #

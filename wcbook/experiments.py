@@ -972,7 +972,7 @@ VARIANTS: dict[str, Variant] = {
 #     path, two threads): one gradient spike of about 1e7 (A = Phi Lambda Phi^-1 grows very
 #     non-normal) filled Adam's second-moment estimate and froze every parameter for thousands of
 #     steps. Another run of it (engine, one thread; its record) left the plateau: early training
-#     at lr 0.1 is chaotic, so such outcomes vary with float rounding (chapter 05_performance).
+#     at lr 0.1 is chaotic, so such outcomes vary with float rounding (chapter A5_performance).
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (

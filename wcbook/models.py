@@ -143,8 +143,9 @@ class WilsonCowanNetwork(nn.Module):
 def unstable_mu(params: WCParams, states: BistableStates | None = None) -> float:
     """The smallest real mu = Gamma * lambda at which a mode is unstable for *both* stable states.
 
-    It is the larger of the two per-mode stability edges of :func:`wcbook.stability.
-    stability_interval` (at the initial gamma; with w_IE = 0 the edges do not depend on gamma).
+    It is the larger of the two per-mode stability edges of
+    :func:`wcbook.stability.stability_interval` (at the initial gamma; with w_IE = 0 the edges do
+    not depend on gamma).
     """
     states = bistable_states(params) if states is None else states
     edges = [
@@ -304,7 +305,8 @@ class WilsonCowanClassifier(nn.Module):
         return nn.functional.mse_loss(x, self.network.targets[labels])
 
     def penalty(self) -> torch.Tensor:
-        """``ortho_factor`` x the mean |cos| of the angles between distinct trainable columns of Phi.
+        """``ortho_factor`` times the mean ``abs(cos)`` of the angles between distinct trainable
+        columns of Phi.
 
         This is the quantity of the Keras ``OrthogonalRegularizer(mode="columns")`` the authors put
         on those columns: zero while they stay orthogonal, whatever their lengths. The trainable

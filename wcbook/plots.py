@@ -159,3 +159,33 @@ def trajectories(
         ax.plot(t, np.asarray(torch.as_tensor(z).detach().cpu()), lw=0.3, alpha=0.5)
         ax.set(xlabel="time t", ylabel=name)
     return axes
+
+
+def seed_strip(
+    values: dict[str, Sequence[float]],
+    seeds: Sequence[int],
+    axes: Sequence[Axes] | None = None,
+    reference: dict[str, float] | None = None,
+) -> Sequence[Axes]:
+    """One small panel per metric of ``values`` (metric name -> one value per seed of ``seeds``):
+    each seed a labelled dot, the mean a line and mean ± standard deviation a band, and an
+    optional dotted ``reference`` level per metric (chance, an initial value)."""
+    if axes is None:
+        axes = plt.subplots(1, len(values), figsize=(3.2 * len(values), 3.2), squeeze=False)[1][0]
+    jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+    for ax, (name, column) in zip(axes, values.items()):
+        column = np.asarray(column, dtype=float)
+        finite = column[np.isfinite(column)]
+        if finite.size:
+            mean, std = finite.mean(), finite.std(ddof=1) if finite.size > 1 else 0.0
+            ax.axhspan(mean - std, mean + std, color="0.85", label="mean ± std")
+            ax.axhline(mean, color="0.3", lw=1)
+        ax.scatter(jitter, column, color="tab:blue", zorder=3)
+        for x, y, seed in zip(jitter, column, seeds):
+            if np.isfinite(y):
+                ax.annotate(str(seed), (x, y), xytext=(5, 0), textcoords="offset points",
+                            fontsize=7, va="center")
+        if reference and name in reference:
+            ax.axhline(reference[name], color="k", ls=":", lw=1, label="reference")
+        ax.set(xlim=(-0.6, 0.6), xticks=[], title=name)
+    return axes

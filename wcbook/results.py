@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .tables import frame
+from .tables import frame, styled
 
 __all__ = [
     "SummaryRow",
@@ -29,6 +29,9 @@ __all__ = [
     "encoder_table",
     "encoder_rows",
     "encoder_frame",
+    "show_encoder_table",
+    "seed_frame",
+    "spread_frame",
     "pace_text",
 ]
 
@@ -313,3 +316,48 @@ def encoder_frame(
     """:func:`encoder_table` as a DataFrame for :func:`wcbook.tables.styled`, and its caveats."""
     rows, notes = encoder_rows(runs, experiments)
     return frame(rows, ENCODER_COLUMNS), notes
+
+
+def show_encoder_table(
+    runs: dict[RunKey, list[dict[str, Any]]], experiments: Iterable[str], name: str
+) -> None:
+    """Display the encoder runs of ``experiments`` as an HTML table with the id ``name``, and
+    print the caveat of every substitute row below it (for the book's chapters)."""
+    from IPython.display import display
+
+    table, notes = encoder_frame(runs, experiments)
+    display(styled(table, name, numeric=["seeds"]))
+    for run, caveat in notes.items():
+        print(f"{run}: {caveat}")
+
+
+def seed_frame(
+    records: Iterable[dict[str, Any]], metrics: Iterable[str] = ("test_accuracy", "gamma")
+) -> pd.DataFrame:
+    """One row per record: its seed, its status ("finished" or "diverged") and ``metrics`` (NaN
+    where a record has no such metric, e.g. a diverged run), sorted by seed."""
+    metrics = list(metrics)
+    rows = []
+    for record in records:
+        values = record.get("metrics") or {}
+        rows.append([record["seed"], record.get("status") or "finished",
+                     *(float(values.get(m, math.nan)) for m in metrics)])
+    return frame(rows, ["seed", "status", *metrics]).sort_values("seed", ignore_index=True)
+
+
+def spread_frame(seeds: pd.DataFrame, metrics: Iterable[str], digits: int = 3) -> pd.DataFrame:
+    """The spread over seeds of each of ``metrics`` (columns of :func:`seed_frame`): number of
+    finished seeds, mean ± sample standard deviation, smallest and largest value, rounded to
+    ``digits``."""
+    rows = []
+    for metric in metrics:
+        values = seeds[metric].dropna().to_numpy(dtype=float)
+        if values.size == 0:
+            rows.append([metric, 0, "-", "-", "-"])
+            continue
+        std = float(values.std(ddof=1)) if values.size > 1 else math.nan
+        spread = f"{values.mean():.{digits}f} ± {std:.{digits}f}" if values.size > 1 else (
+            f"{values.mean():.{digits}f}")
+        rows.append([metric, int(values.size), spread, f"{values.min():.{digits}f}",
+                     f"{values.max():.{digits}f}"])
+    return frame(rows, ["metric", "seeds", "mean ± std", "min", "max"])

@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from .experiments import ExperimentConfig, get_experiment, get_profile, resolve
+from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve
 
-__all__ = ["MAX_WEIGHTS_BYTES", "export_weights", "load_weights", "run_config", "weights_path"]
+__all__ = [
+    "MAX_WEIGHTS_BYTES",
+    "FigureModel",
+    "export_weights",
+    "figure_model",
+    "load_weights",
+    "run_config",
+    "weights_path",
+]
 
 #: Largest file a committed model may be.
 MAX_WEIGHTS_BYTES = 3 * 2**20
@@ -125,3 +134,46 @@ def load_weights(
     state.update({k: v.to(state[k].dtype) for k, v in saved.items()})
     model.load_state_dict(state)
     return model.eval(), config
+
+
+@dataclass(frozen=True)
+class FigureModel:
+    """The model a chapter draws a figure of the paper from, and what it is: run, profile, seed."""
+
+    model: nn.Module
+    config: ExperimentConfig
+    run_id: str
+    profile: str
+    seed: int
+
+    @property
+    def is_paper(self) -> bool:
+        """Whether the model was trained at the paper's scale (only then may a figure carry the
+        paper's figure number)."""
+        return self.profile == "paper"
+
+    def caption(self, text: str, paper_figure: str | None = None) -> str:
+        """``text`` with the model it shows (run, profile, seed, image side), prefixed by the
+        paper's figure number ``paper_figure`` (e.g. "Fig. 7") only for a paper-profile model."""
+        side = self.config.image_size or 28
+        label = f"{paper_figure}, " if paper_figure and self.is_paper else ""
+        return (f"{label}{text}: {self.run_id}, profile {self.profile}, seed {self.seed}, "
+                f"{side} x {side} images")
+
+
+def figure_model(
+    run_id: str,
+    seed: int,
+    fallback: nn.Module,
+    fallback_profile: str | Profile,
+    models_dir: str | Path = "models",
+) -> FigureModel:
+    """The paper-profile model of ``run_id`` and ``seed`` from its exported weights
+    (:func:`weights_path`) when the file exists, else ``fallback`` (a model the chapter trained
+    itself at ``fallback_profile``, a profile or its registered name, with the same seed), in
+    eval mode."""
+    if weights_path(run_id, "paper", seed, models_dir).exists():
+        model, config = load_weights(run_id, "paper", seed, models_dir)
+        return FigureModel(model, config, run_id, "paper", seed)
+    profile = get_profile(fallback_profile)
+    return FigureModel(fallback.eval(), run_config(run_id, profile), run_id, profile.name, seed)

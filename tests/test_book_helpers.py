@@ -1,0 +1,58 @@
+"""Helpers the chapters call: spreads over seeds, and the model a paper figure is drawn from."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+from wcbook.plots import seed_strip  # noqa: E402
+from wcbook.results import seed_frame, spread_frame  # noqa: E402
+from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
+
+RECORDS = [
+    {"seed": 2, "metrics": {"test_accuracy": 0.7, "gamma": 1.5}},
+    {"seed": 0, "metrics": {"test_accuracy": 0.5, "gamma": 1.1}},
+    {"seed": 1, "status": "diverged", "metrics": None},
+]
+
+
+def test_seed_frame_sorts_by_seed_and_keeps_a_diverged_run():
+    table = seed_frame(RECORDS)
+    assert table["seed"].tolist() == [0, 1, 2]
+    assert table["status"].tolist() == ["finished", "diverged", "finished"]
+    assert math.isnan(table.loc[1, "test_accuracy"])
+
+
+def test_spread_frame_gives_mean_and_sample_std_of_finished_seeds():
+    spread = spread_frame(seed_frame(RECORDS), ["test_accuracy", "gamma"])
+    row = spread.iloc[0].tolist()
+    assert row == ["test_accuracy", 2, "0.600 ± 0.141", "0.500", "0.700"]
+
+
+def test_seed_strip_draws_one_panel_per_metric():
+    table = seed_frame(RECORDS)
+    axes = seed_strip({m: table[m] for m in ("test_accuracy", "gamma")}, table["seed"].tolist(),
+                      reference={"test_accuracy": 0.1})
+    assert [ax.get_title() for ax in axes] == ["test_accuracy", "gamma"]
+
+
+def test_figure_model_falls_back_without_paper_weights(tmp_path):
+    live = run_config("mnist-scratch", "smoke").build_model(0)
+    chosen = figure_model("mnist-scratch", 0, live, "smoke", tmp_path)
+    assert chosen.model is live and not chosen.is_paper
+    caption = chosen.caption("trajectories", "Fig. 7")
+    assert caption == "trajectories: mnist-scratch, profile smoke, seed 0, 14 x 14 images"
+
+
+def test_figure_model_prefers_the_paper_weights(tmp_path):
+    paper = run_config("mnist-scratch", "paper").build_model(0)
+    export_weights(paper, "mnist-scratch", "paper", 0, how="test", models_dir=tmp_path)
+    live = run_config("mnist-scratch", "smoke").build_model(0)
+    chosen = figure_model("mnist-scratch", 0, live, "smoke", tmp_path)
+    assert chosen.is_paper and chosen.model is not live
+    assert chosen.caption("trajectories", "Fig. 7").startswith("Fig. 7, trajectories: ")
+    for name, value in paper.state_dict().items():
+        assert torch.equal(chosen.model.state_dict()[name], value)
