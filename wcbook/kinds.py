@@ -39,8 +39,12 @@ class Split:
 Splits = tuple[Split, Split]
 
 
+#: What an optimiser is given: parameters, or parameter groups (dicts with their own ``lr``).
+ParamsOrGroups = list[nn.Parameter] | list[dict]
+
+
 def _adam(
-    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
+    config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
     """Adam, capturable on GPUs so that eager and graphed steps do the same arithmetic."""
     return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
@@ -48,6 +52,18 @@ def _adam(
 
 def _requiring_grad(model: nn.Module, stage: int | None) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def rate_groups(model: nn.Module, names: list[str]) -> list[tuple[list[str], dict]]:
+    """The trainable ``names`` split into optimiser groups: first those at the experiment's
+    learning rate (settings ``{}``), then one group per rate the model asks for in its
+    ``learning_rates()`` (settings ``{"lr": rate}``); empty groups are left out."""
+    asked = getattr(model, "learning_rates", dict)()
+    rates = {name: asked[name] for name in names if name in asked}
+    groups = [([n for n in names if n not in rates], {})]
+    for rate in dict.fromkeys(rates.values()):
+        groups.append(([n for n in names if rates.get(n) == rate], {"lr": rate}))
+    return [(group, settings) for group, settings in groups if group]
 
 
 def _never(config: "ExperimentConfig") -> bool:
@@ -69,9 +85,10 @@ class Kind:
     ``build(config, seed)`` gives a freshly initialised model; ``load_data(config, profile,
     device)`` the training and test splits; ``prepare(model, splits)`` the splits the model trains
     on (features of a frozen encoder computed once); ``trainable(model, stage)`` the names of the
-    parameters that train in ``stage`` (None: the only stage); ``optimizer(config, params,
-    device)`` and ``scheduler(config, optimizer, total_steps)`` (None: a constant rate) the
-    update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
+    parameters that train in ``stage`` (None: the only stage); ``groups(model, names)`` splits
+    them into optimiser groups with their settings (:func:`rate_groups`); ``optimizer(config,
+    params, device)`` (``params``: parameters or parameter groups) and ``scheduler(config,
+    optimizer, total_steps)`` (None: a constant rate) the update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
     (None for a model without dynamics);
     ``has_engine`` and ``has_attractors`` whether the model integrates dynamics and reports where
     its deciding states end. ``stackable``: members can be stacked into an ensemble (no random
@@ -83,8 +100,9 @@ class Kind:
     build: Callable[["ExperimentConfig", int | None], nn.Module]
     load_data: Callable[["ExperimentConfig", "Profile", torch.device], Splits]
     trainable: Callable[[nn.Module, int | None], list[str]] = _requiring_grad
+    groups: Callable[[nn.Module, list[str]], list[tuple[list[str], dict]]] = rate_groups
     optimizer: Callable[
-        ["ExperimentConfig", list[nn.Parameter], torch.device], torch.optim.Optimizer
+        ["ExperimentConfig", ParamsOrGroups, torch.device], torch.optim.Optimizer
     ] = _adam
     has_engine: Callable[["ExperimentConfig"], bool] = _never
     has_attractors: Callable[["ExperimentConfig"], bool] = _never
@@ -97,7 +115,7 @@ class Kind:
 
 
 def _adamw(
-    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
+    config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
     """AdamW with weight decay 0.01, as BERT fine-tuning customarily uses."""
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
