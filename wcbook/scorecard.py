@@ -74,7 +74,8 @@ _KNOWN_CAUSES = {
     "imdb-wc": "the authors' script never runs the Euler loop, so the paper's number is that of "
     "the distance head (row above); with the dynamics running the model stays at chance",
     "flowers-transfer": "a logistic-regression probe on the same frozen features (probes/"
-    "flowers-transfer) scores no higher than the heads: the features set the ceiling",
+    "flowers-transfer) stays far below the paper's number too: these features on this copy of "
+    "the data set the ceiling, not the head",
 }
 
 #: Qualitative outcomes a row can report, and whether a record shows it (None: the record
