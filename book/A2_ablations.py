@@ -20,6 +20,8 @@
 #   says only that the optimisation "becomes infeasible".
 # * **`ablation-learned-planted`**: the $K$ planted eigenvectors are learned instead of fixed to the
 #   span of the targets (their eigenvalues stay 0, the targets keep their structure); paper 97.83%.
+#   As registered they start at random and train at lr 0.1; the variant `planted-span` starts them
+#   in the targets' span and trains them at lr $10^{-4}$ (below).
 # * **`ablation-not-in-kernel`**: the planted eigenvectors stay fixed but their eigenvalue is 0.1,
 #   so the targets leave the kernel of $A$; paper 97.28%.
 #
@@ -34,6 +36,7 @@
 
 # %%
 # %matplotlib inline
+import dataclasses
 import json
 from pathlib import Path
 
@@ -42,13 +45,21 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from wcbook.appendix import ABLATION_COLUMNS, VARIANT_COLUMNS, ablation_rows, variant_rows
+from wcbook.appendix import (
+    ABLATION_COLUMNS,
+    VARIANT_COLUMNS,
+    ablation_rows,
+    run_records,
+    variant_rows,
+)
 from wcbook.certificate import certify
 from wcbook.experiments import EXPERIMENTS, PROFILES, get_experiment, resolve
+from wcbook.kinds import rate_groups
 from wcbook.models import unstable_mu
 from wcbook.params import WCParams
 from wcbook.tables import frame, styled
 from wcbook.training import load_data
+from wcbook.weights import load_weights
 
 torch.set_num_threads(1)
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
@@ -204,25 +215,159 @@ print("eigenvalue 0.1: slightly off (1e-5 < |G| < 1e-2):",
       1e-5 < residuals["ablation-not-in-kernel"] < 1e-2)
 
 # %% [markdown]
-# Training does not do that rotation here. The learned-planted model (its orthogonality regulariser
-# covering the learned planted columns too) stays on the chance plateau in the smoke run (1000 Adam
-# steps) and in the `midscale` run (6000 steps on all 60000 training images), where the code
-# default and the not-in-kernel ablation climb above 90%. Its $\gamma$ runs off to several times
-# the default's, and its certificate in the stability appendix finds the targets still far from
-# fixed points after training. The paper's 97.83% is therefore not reproduced at these scales;
-# whether its 350 epochs (some 100,000 steps) get there needs the paper-profile run on a GPU.
+# ### What training does to the planted columns
+#
+# Every run of a model with learned planted columns records, after each epoch, two numbers
+# (`SpectralCoupling.planted_alignment`): the smallest cosine of the principal angles between the
+# $K$ planted columns and the span of the targets (1 when the columns span the targets' span
+# exactly), and the largest $\|A T_k\| / \|T_k\|$ over the targets (0 when every target lies in
+# the kernel of $A$, as in the paper's model). Two set-ups of the same ablation are compared:
+#
+# * **as registered** (`ablation-learned-planted`): the planted columns start as random
+#   orthonormal directions and train at the paper's lr 0.1 with everything else;
+# * **`planted-span`** (a variant): the planted columns start as the orthonormal basis of the
+#   targets' span, that is the paper's fixed columns made trainable, and train at lr $10^{-4}$
+#   in their own optimiser group while everything else keeps lr 0.1.
+#
+# The paper says the model "was able to construct these eigenvectors". From a random start
+# nothing in the loss points the columns at the targets' span: the cosine stays near that of two
+# random $K$-dimensional subspaces of $\mathbb R^N$. Starting in the span is the natural reading of
+# learning the planted columns of the paper's model, but at lr 0.1 one Adam step moves every entry
+# of a column by about 0.1, against entries of size $1/\sqrt N pprox 0.07$ of a unit column
+# ($N = 196$). One step from the span start on the first batch of the smoke data, at the paper's
+# rate and at the variant's:
 
 # %%
-default, learned = (record(name, "midscale") for name in ("mnist-scratch", "ablation-learned-planted"))
-planted_cert = ROOT / "certificates" / "ablation-learned-planted" / "midscale" / "seed0.json"
-residual = max(a["residual"] for a in json.loads(planted_cert.read_text())["certificate"]["attractors"])
-print(f"midscale: default {default['metrics']['test_accuracy']:.4f}, learned planted "
-      f"{learned['metrics']['test_accuracy']:.4f} (gamma {learned['metrics']['gamma']:.2f}), "
-      f"largest |G| at a target after training {residual:.2e}")
-print("learned planted at chance (< 0.15) in both profiles:",
-      all(record("ablation-learned-planted", p)["metrics"]["test_accuracy"] < 0.15
-          for p in ("smoke", "midscale")))
-print("the default above 0.9 at midscale:", default["metrics"]["test_accuracy"] > 0.9)
+def one_step(planted_lr):
+    """Diagnostics before and after one Adam step from the span start, planted columns at
+    ``planted_lr``, everything else at the experiment's rate."""
+    cfg = resolve(get_experiment("ablation-learned-planted", "planted-span"), profile)
+    cfg = dataclasses.replace(cfg, model_options={**cfg.model_options, "planted_lr": planted_lr})
+    model = cfg.build_model(seed=0)
+    params = dict(model.named_parameters())
+    groups = [{"params": [params[n] for n in names], **settings}
+              for names, settings in rate_groups(model, list(params))]
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr)
+    before = model.network.diagnostics()
+    images, labels = train_data.images[:200], train_data.labels[:200]
+    (model.loss(model(images), labels) + model.penalty()).backward()
+    optimizer.step()
+    return before, model.network.diagnostics()
+
+
+steps = {lr: one_step(lr) for lr in (0.1, 1e-4)}
+for lr, (before, after) in steps.items():
+    print(f"planted lr {lr:g}: smallest cosine {before['planted_cosine_min']:.4f} -> "
+          f"{after['planted_cosine_min']:.4f}, largest ||A T_k||/||T_k|| "
+          f"{before['target_residual_max']:.2e} -> {after['target_residual_max']:.2e}")
+
+# %%
+(_, fast), (_, slow) = steps[0.1], steps[1e-4]
+print("after one step at lr 0.1 the columns have left the span (cosine < 0.5):",
+      fast["planted_cosine_min"] < 0.5)
+print("after one step at lr 1e-4 they have not (cosine > 0.999):", slow["planted_cosine_min"] > 0.999)
+
+# %% [markdown]
+# Both set-ups were trained under the `midscale` profile (14x14 images, all 60000 training
+# images, 20 epochs of batch 200: 6000 Adam steps, not the paper's scale), with
+# `python -m wcbook run ablation-learned-planted --profile midscale --publish` and the same with
+# `--variant planted-span`; the code default of the same profile is beside them. The curves are
+# the recorded diagnostics, epoch by epoch.
+
+# %%
+SETUPS = {"as registered": None, "planted-span": "planted-span"}
+planted_runs = {label: run_records("ablation-learned-planted", "midscale", variant, ROOT / "results")
+                for label, variant in SETUPS.items()}
+rows = [(label, r["seed"], r["metrics"]["test_accuracy"], r["history"]["planted_cosine_min"][-1],
+         r["history"]["target_residual_max"][-1], r["metrics"]["gamma"],
+         "yes" if r["stability"]["full_stable"] else "no")
+        for label, records in planted_runs.items() for r in records]
+rows += [("code default (fixed columns)", r["seed"], r["metrics"]["test_accuracy"], 1.0, 0.0,
+          r["metrics"]["gamma"], "") for r in run_records("mnist-scratch", "midscale", None, ROOT / "results")]
+seeds_text = ", ".join(f"{label}: seeds {', '.join(str(r['seed']) for r in records)}"
+                       for label, records in planted_runs.items())
+display(styled(
+    frame([(a, b, f"{c:.4f}", f"{d:.4f}", f"{e:.3g}", f"{f:.3f}", g) for a, b, c, d, e, f, g in rows],
+          ("set-up", "seed", "test acc", "smallest cosine", "max ||A T_k||/||T_k||", "gamma",
+           "targets stable (full Jacobian)")),
+    "learned-planted-midscale",
+    caption=f"ablation-learned-planted, midscale profile ({seeds_text}); last epoch",
+    numeric=["seed", "test acc", "smallest cosine", "max ||A T_k||/||T_k||", "gamma"]))
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for (label, records), colour in zip(planted_runs.items(), ("tab:red", "tab:blue")):
+    for r in records:
+        h = r["history"]
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        axes[0].plot(epochs, h["planted_cosine_min"], color=colour,
+                     label=f"{label}, seed {r['seed']}")
+        axes[1].semilogy(epochs, h["target_residual_max"], color=colour,
+                         label=f"{label}, seed {r['seed']}")
+axes[0].set(xlabel="epoch", ylabel="smallest principal-angle cosine",
+            title="planted columns vs the targets' span")
+axes[1].set(xlabel="epoch", ylabel="max ||A T_k|| / ||T_k||", title="targets off the kernel of A")
+axes[0].legend(fontsize=8)
+fig.suptitle(f"ablation-learned-planted, midscale profile (N = 196), {seeds_text}", fontsize=9)
+fig.tight_layout()
+plt.show()
+
+# %%
+literal, span = planted_runs["as registered"], planted_runs["planted-span"]
+default = record("mnist-scratch", "midscale")
+print("as registered: the columns never come near the span (cosine < 0.2 at every epoch):",
+      all(max(r["history"]["planted_cosine_min"]) < 0.2 for r in literal))
+print("as registered: the targets end far off the kernel of A (max ||A T_k||/||T_k|| > 1):",
+      all(r["history"]["target_residual_max"][-1] > 1 for r in literal))
+print("planted-span: the columns stay in the span (cosine > 0.99 at every epoch):",
+      all(min(r["history"]["planted_cosine_min"]) > 0.99 for r in span))
+print("planted-span: every seed learns (> 0.5):", all(r["metrics"]["test_accuracy"] > 0.5 for r in span))
+print("both set-ups below the code default with fixed columns:",
+      all(r["metrics"]["test_accuracy"] < default["metrics"]["test_accuracy"] for r in literal + span))
+
+# %% [markdown]
+# Since neither set-up keeps exact fixed points, the horizon at which the states are read
+# matters: a state near a target at the training horizon $T = 2.5$ can drift on over the 400
+# evaluation steps ($T = 40$) of the code's test. The seed-0 models of both set-ups are exported
+# (`models/ablation-learned-planted*/midscale/`); the first 2000 test images, read at both
+# horizons:
+
+# %%
+_, test_data = load_data(resolve(get_experiment("mnist-scratch"), "midscale"), PROFILES["midscale"],
+                         torch.device("cpu"))
+images, labels = test_data.images[:2000], test_data.labels[:2000]
+horizons = {}
+for label, variant in SETUPS.items():
+    run = "ablation-learned-planted" + (f"+{variant}" if variant else "")
+    model, _ = load_weights(run, "midscale", 0, ROOT / "models")
+    horizons[label] = {T: float((model.predict(images, T=T) == labels).float().mean())
+                       for T in (2.5, 40.0)}
+    print(f"{label:14s} seed 0: test accuracy at T = 2.5 {horizons[label][2.5]:.4f}, "
+          f"at T = 40 {horizons[label][40.0]:.4f}")
+
+# %% [markdown]
+# Read at the training horizon, both models score well above their $T = 40$ numbers, the span
+# start most: its states sit near the targets at $T = 2.5$ and drift off them over the long
+# evaluation. (The code default gains from the shorter horizon too, the `text-eval` comparison
+# below.)
+#
+# As registered, the planted columns never come near the targets' span: their smallest cosine
+# stays at the level of random directions through all 6000 steps, and the targets end far off
+# the kernel of $A$, so they are not fixed points (the end-of-training certificate in the record
+# does not find them stable attractors). The model can still learn: this seed sat on the chance plateau
+# for some 14 epochs with $\gamma$ near 8, then left it and ended well above chance, while an
+# earlier run of the same configuration and seed (another thread count) stayed at chance for all
+# 20 epochs. Leaving the plateau at lr 0.1 is chaotic ({doc}`05_performance`); what it learns
+# then is a transient, with the deciding states near the targets at the horizon rather than on
+# attractors. Nothing in these runs constructs the eigenvectors.
+#
+# Started in the targets' span with a small learning rate, the columns stay there (the cosine
+# falls only slowly, to about 0.99), and the model learns from the first epochs, but not as well
+# as with the columns fixed: the residual $\|A T_k\|/\|T_k\|$ grows as the columns tilt, so
+# each target is only approximately a fixed point. Neither set-up reaches the code default here,
+# let alone the paper's 97.83%; whether the paper's 350 epochs close the gap is what the
+# paper-profile runs of both set-ups will show (both are among the records the paper profile
+# lists as needed).
 
 # %% [markdown]
 # ## Paper text versus the authors' code

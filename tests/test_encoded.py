@@ -76,7 +76,7 @@ def test_stage2_integrates_from_the_head_output():
     x_eval, _ = model.wc.network.integrate(z, T=5.0, dt=0.1)
     assert torch.equal(model.predict(images), model.wc.classify(x_eval))
     assert model.stage == 2 and model.n_nodes == 36 and model.n_classes == 2
-    assert model.metrics() == {"gamma": pytest.approx(0.25)}
+    assert model.metrics()["gamma"] == pytest.approx(0.25) and model.metrics()["stability_margin"] > 0
     assert model.penalty().item() > 0  # the orthogonality regulariser is on
     assert len(list(model.stage_parameters())) == len(list(model.parameters()))
 

@@ -105,3 +105,28 @@ def test_committed_records_give_one_row_per_number_and_html_tables():
 def test_styled_refuses_a_name_that_is_no_html_id():
     with pytest.raises(ValueError):
         styled(score_frame([]), "two words")
+
+
+def test_the_stability_row_reads_the_records_that_carry_a_stability_report():
+    entry = Entry("Fig. 6", "x", "mnist-scratch", "stability", outcome="inside")
+    inside = {"mu_max": 0.5, "mu_bound": 37.7, "full_stable": True}
+    runs = [record("mnist-scratch", 0.98),  # a paper record made before the report existed
+            record("mnist-scratch", 0.9, profile="midscale", stability=inside),
+            record("mnist-scratch", 0.9, profile="midscale", seed=1,
+                   stability={**inside, "mu_max": 40.0})]
+    row = score(entry, runs)
+    assert row.profile == "midscale" and row.n == 2 and row.ours == 1 and row.status == "off"
+    row = score(entry, runs[:2])
+    assert row.status == "reproduced" and "no paper-profile run" in row.reason
+
+
+def test_a_missing_row_can_name_the_mean_of_its_largest_smaller_profile():
+    entry = Entry("App. E", "x", "ablation-learned-planted", "test_accuracy", ("planted-span",),
+                  spread_from="mnist-scratch", show_smaller=True)
+    runs = [record("ablation-learned-planted", 0.1, profile="midscale"),
+            record("ablation-learned-planted", 0.8, profile="midscale", variant="planted-span"),
+            record("ablation-learned-planted", 0.9, profile="midscale", variant="planted-span",
+                   seed=1)]
+    row = score(entry, runs)
+    assert row.status == "missing"
+    assert row.reason.endswith("midscale [planted-span]: 0.8500 over 2 seed(s)")

@@ -201,7 +201,7 @@ def test_stage_two_scales_the_projection_rate_and_keeps_the_dynamics_rate():
 
     config = get_experiment("imdb-wc", "frozen-axis")
     names = ["dense.weight", "dynamics.network.gamma"]
-    groups = {tuple(g): lr for g, lr in KINDS["text"].lr_groups(config, names, 2)}
+    groups = {tuple(g): s["lr"] for g, s in KINDS["text"].groups(None, config, names, 2)}
     assert groups == {("dense.weight",): 1e-3 * 0.01, ("dynamics.network.gamma",): 1e-3}
-    first = {tuple(g): lr for g, lr in KINDS["text"].lr_groups(config, names[:1], 1)}
+    first = {tuple(g): s["lr"] for g, s in KINDS["text"].groups(None, config, names[:1], 1)}
     assert first[("dense.weight",)] == 1e-3

@@ -7,10 +7,12 @@ records to the published ``results/`` and packs them, with the exported dynamics
 (:mod:`wcbook.weights`), into one archive; ``--import FILE`` checks an archive and unpacks it.
 
 What is needed, in order of value: the 5 seeds of Tables 1-2, then Tables 3-4, one seed of each
-scaling configuration (App. D), one of each ablation (App. E) and of three text-versus-code
-variants, the 5 seeds of Table 5, and last the further scaling seeds. A record counts only if it
-was made with the configuration the registry holds now. A run's cost is estimated from the
-published records of the same run on the same kind of device (else of the same kind of model,
+scaling configuration (App. D), one of each ablation (App. E), of the learned-planted ablation's
+faithful set-up (variant planted-span) and of three text-versus-code variants, the 5 seeds of
+Table 5 with one seed of mnist-scratch with stability enforced (variant stable), and last the
+further scaling seeds. A record counts only if it was made with the configuration the registry
+holds now. A run's cost is estimated from
+the published records of the same run on the same kind of device (else of the same kind of model,
 scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
 runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
 plan stays on the safe side until a GPU ensemble benchmark says by how much.
@@ -81,8 +83,10 @@ def _required() -> list[Need]:
         *(Need(e, 3, first=1, export=e.endswith("-784")) for e in scaling),
         *(Need(e, 4, seeds=1, first=1) for e in
           ("ablation-unstable", "ablation-learned-planted", "ablation-not-in-kernel")),
+        Need("ablation-learned-planted", 4, seeds=1, first=1, variant="planted-span"),
         *(Need("mnist-scratch", 4, seeds=1, first=1, variant=v) for v in
           ("text-T", "text-coupling", "no-ortho")),
+        Need("mnist-scratch", 5, seeds=1, first=1, variant="stable"),
         *(Need(e, 5, variant="batch-32-bf16") for e in
           ("imdb-encoder", "imdb-distance-head", "imdb-wc")),
     ]

@@ -45,7 +45,7 @@ from torch import nn
 from .dynamics import check_time
 from .models import WilsonCowanClassifier, WilsonCowanNetwork
 from .params import WCParams
-from .stability import max_real_part, stability_interval
+from .stability import max_real_part, stability_interval, stable_mu_bound
 
 __all__ = [
     "AttractorCheck",
@@ -55,6 +55,7 @@ __all__ = [
     "coupled_jacobian",
     "network_jacobian",
     "certify",
+    "final_stability",
 ]
 
 
@@ -311,6 +312,77 @@ def _newton(
     return x, y, float(torch.cat([gx[0], gy[0]]).abs().max()) < 1e-11
 
 
+def _max_real(J: torch.Tensor, n: int) -> tuple[float, float]:
+    """(largest real eigenvalue part of J, of its excitatory block J_xx). When the block J_yx is
+    exactly zero (w_IE = 0) J is block upper-triangular and its spectrum is that of J_xx with
+    the diagonal of J_yy: the same exact answer from an N x N instead of a 2N x 2N problem."""
+    max_real_x = float(torch.linalg.eigvals(J[:n, :n]).real.max())
+    if bool((J[n:, :n] == 0).all()):
+        return max(max_real_x, float(torch.linalg.eigvals(J[n:, n:]).real.max())), max_real_x
+    return float(torch.linalg.eigvals(J).real.max()), max_real_x
+
+
+def _per_mode(net: WilsonCowanNetwork, mu: np.ndarray, gamma: float) -> tuple[float, float]:
+    """The paper's per-mode criterion over the modes ``mu`` and both node states: max Re s_+-,
+    and the largest excitatory entry J_11(mu)."""
+    states = net.states
+    per_mode = max(
+        float(np.max(max_real_part(mu, x, states.y_star, net.params, gamma)))
+        for x in (states.xbar1, states.xbar2)
+    )
+    per_mode_x = max(
+        float(np.max(_excitatory_entry(mu, x, states.y_star, net.params)))
+        for x in (states.xbar1, states.xbar2)
+    )
+    return per_mode, per_mode_x
+
+
+def _attractor_checks(
+    net: WilsonCowanNetwork, A: torch.Tensor, gamma: float, newton_iterations: int
+) -> tuple[list[AttractorCheck], list[torch.Tensor]]:
+    """The linearisation at every target's attractor (Newton-refined), and the attractors' x."""
+    checks, fixed_x = [], []
+    for k in range(net.n_classes):
+        x0, y0 = (t[0] for t in net.target_state(k))
+        gx, gy = net.rhs(x0[None], y0[None], A)
+        residual = float(torch.cat([gx[0], gy[0]]).abs().max())
+        x, y, ok = _newton(net, A, x0, y0, newton_iterations)
+        if not ok:
+            x, y = x0, y0
+        J = coupled_jacobian(A, net.Gamma, gamma, net.params, x, y)
+        max_real, max_real_x = _max_real(J, net.n_nodes)
+        shift = float((x - x0).abs().max()) if ok else math.nan
+        checks.append(AttractorCheck(k, residual, ok, shift, max_real, max_real_x))
+        fixed_x.append(x)
+    return checks, fixed_x
+
+
+def final_stability(model: nn.Module, newton_iterations: int = 30) -> dict[str, Any] | None:
+    """A short certificate of a trained model, for its training record (None for a model that
+    holds no Wilson-Cowan network): the largest mu = Gamma * lambda against the per-mode bound
+    (:func:`~wcbook.stability.stable_mu_bound`), the paper's per-mode criterion and the largest
+    real eigenvalue part of the full 2N x 2N Jacobian over the (Newton-refined) attractors."""
+    if not any(isinstance(m, WilsonCowanNetwork) for m in model.modules()):
+        return None
+    net = copy.deepcopy(_as_network(model)).double().cpu()
+    gamma = float(net.gamma.detach())
+    with torch.no_grad():
+        A = net.coupling.matrix()
+        if not (gamma > 0 and bool(torch.isfinite(A).all())):
+            return None
+        mu = (net.Gamma * net.coupling.spectrum()).numpy()
+        per_mode, _ = _per_mode(net, mu, gamma)
+        checks, _ = _attractor_checks(net, A, gamma, newton_iterations)
+    return {
+        "mu_max": float(mu.max()),
+        "mu_bound": stable_mu_bound(net.params),
+        "per_mode_max_real": per_mode,
+        "max_real": max(c.max_real for c in checks),
+        "residual_max": max(c.residual for c in checks),
+        "full_stable": all(c.stable for c in checks),
+    }
+
+
 def _rms_distances(x: torch.Tensor, attractors: torch.Tensor) -> torch.Tensor:
     """RMS distance (over nodes) of every state (B, N) to every attractor (K, N): (B, K)."""
     return (x[:, None, :] - attractors[None]).square().mean(dim=2).sqrt()
@@ -390,30 +462,8 @@ def certify(
             float(stability_interval(x, states.y_star, net.params, gamma).sup)
             for x in (states.xbar1, states.xbar2)
         )
-        per_mode = max(
-            float(np.max(max_real_part(mu, x, states.y_star, net.params, gamma)))
-            for x in (states.xbar1, states.xbar2)
-        )
-        per_mode_x = max(
-            float(np.max(_excitatory_entry(mu, x, states.y_star, net.params)))
-            for x in (states.xbar1, states.xbar2)
-        )
-
-        checks, fixed_x = [], []
-        for k in range(net.n_classes):
-            x0, y0 = (t[0] for t in net.target_state(k))
-            gx, gy = net.rhs(x0[None], y0[None], A)
-            residual = float(torch.cat([gx[0], gy[0]]).abs().max())
-            x, y, ok = _newton(net, A, x0, y0, newton_iterations)
-            if not ok:
-                x, y = x0, y0
-            J = coupled_jacobian(A, net.Gamma, gamma, net.params, x, y)
-            max_real = float(torch.linalg.eigvals(J).real.max())
-            n = net.n_nodes
-            max_real_x = float(torch.linalg.eigvals(J[:n, :n]).real.max())
-            shift = float((x - x0).abs().max()) if ok else math.nan
-            checks.append(AttractorCheck(k, residual, ok, shift, max_real, max_real_x))
-            fixed_x.append(x)
+        per_mode, per_mode_x = _per_mode(net, mu, gamma)
+        checks, fixed_x = _attractor_checks(net, A, gamma, newton_iterations)
         attractors = torch.stack(fixed_x)
 
         generator = torch.Generator().manual_seed(seed)

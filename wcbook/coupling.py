@@ -37,6 +37,26 @@ def make_targets(n_nodes: int, n_classes: int, low: float, high: float) -> torch
     return targets
 
 
+def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """theta with softplus(theta) = y, for y > 0, without overflow for large y."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+def principal_cosines(columns: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cosines of the principal angles between span(columns) (N, K) and the span of the rows of
+    ``targets`` (K, N), largest first: all 1 when the two spans coincide."""
+    q_columns = torch.linalg.qr(columns.to(torch.float64))[0]
+    q_targets = torch.linalg.qr(targets.T.to(torch.float64))[0]
+    return torch.linalg.svdvals(q_columns.T @ q_targets).clamp(max=1.0)
+
+
+def kernel_residuals(A: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """||A T_k|| / ||T_k|| for every target (rows of ``targets``): 0 when T_k is in the kernel
+    of A, |lambda| when T_k is an eigenvector of eigenvalue lambda."""
+    t = targets.to(A.dtype)
+    return (t @ A.T).norm(dim=1) / t.norm(dim=1)
+
+
 def orthonormal_completion(basis: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """N - K orthonormal columns orthogonal to the K orthonormal columns of ``basis`` (N, K)."""
     n, k = basis.shape
@@ -44,6 +64,10 @@ def orthonormal_completion(basis: torch.Tensor, generator: torch.Generator | Non
     noise = noise - basis @ (basis.T @ noise)
     q, r = torch.linalg.qr(noise)
     return q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+
+
+#: Where learned planted columns start (see :class:`SpectralCoupling`).
+PLANTED_INITS = ("random", "span")
 
 
 class SpectralCoupling(nn.Module):
@@ -58,19 +82,27 @@ class SpectralCoupling(nn.Module):
     generator:
         torch random generator, for reproducible initialisation.
 
-    Three keyword-only switches change the construction for the paper's ablations (App. E); their
-    defaults give the model above, with the same parameters and the same random draws:
+    Keyword-only switches change the construction for the paper's ablations (App. E) and for
+    stability enforcement; their defaults give the model above, with the same parameters and the
+    same random draws:
 
     ``learn_planted``
-        the K planted columns are trainable and start as random orthonormal directions instead of
-        a basis of the targets' span (their eigenvalue stays ``planted_eigenvalue``); the targets
-        are then fixed points only if training rebuilds their span.
+        the K planted columns are trainable (their eigenvalue stays ``planted_eigenvalue``); the
+        targets are fixed points only while the columns span them.
+    ``planted_init``
+        where learned planted columns start: ``"random"`` (random orthonormal directions, the
+        targets then have to be found by training) or ``"span"`` (the orthonormal basis of the
+        targets' span the fixed model uses, so training starts from the paper's model).
     ``planted_eigenvalue``
         the eigenvalue of the K planted columns (0: the targets lie in the kernel of A).
     ``eigenvalue_floor``
         when a number, the trainable eigenvalues are ``floor + softplus(theta)`` with ``theta``
         trainable (stored as ``eigenvalue_excess``), so they can never go below the floor; they
         start near ``floor - eig_mean`` (as far above the floor as the default starts below 0).
+    ``eigenvalue_ceiling``
+        when a number, the trainable eigenvalues are ``ceiling - softplus(theta)`` with ``theta``
+        trainable (stored as ``eigenvalue_slack``), so they stay below the ceiling whatever the
+        optimiser does; they start at the same values as without it.
     """
 
     def __init__(
@@ -84,14 +116,24 @@ class SpectralCoupling(nn.Module):
         learn_planted: bool = False,
         planted_eigenvalue: float = 0.0,
         eigenvalue_floor: float | None = None,
+        planted_init: str = "random",
+        eigenvalue_ceiling: float | None = None,
     ) -> None:
         super().__init__()
         if targets.ndim != 2:
             raise ValueError(f"targets must have shape (K, N), got {tuple(targets.shape)}")
         if not math.isfinite(planted_eigenvalue):
             raise ValueError(f"planted_eigenvalue must be finite, got {planted_eigenvalue!r}")
-        if eigenvalue_floor is not None and not math.isfinite(eigenvalue_floor):
-            raise ValueError(f"eigenvalue_floor must be finite or None, got {eigenvalue_floor!r}")
+        for name, bound in (("eigenvalue_floor", eigenvalue_floor),
+                            ("eigenvalue_ceiling", eigenvalue_ceiling)):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError(f"{name} must be finite or None, got {bound!r}")
+        if eigenvalue_floor is not None and eigenvalue_ceiling is not None:
+            raise ValueError("set eigenvalue_floor or eigenvalue_ceiling, not both")
+        if planted_init not in PLANTED_INITS:
+            raise ValueError(
+                f"planted_init must be one of {', '.join(PLANTED_INITS)}, got {planted_init!r}"
+            )
         k, n = targets.shape
         block_size(n, k)
         q, r = torch.linalg.qr(targets.T.to(torch.float64))
@@ -100,7 +142,11 @@ class SpectralCoupling(nn.Module):
         self.learn_planted = bool(learn_planted)
         self.planted_eigenvalue = float(planted_eigenvalue)
         self.eigenvalue_floor = None if eigenvalue_floor is None else float(eigenvalue_floor)
-        if self.learn_planted:
+        self.eigenvalue_ceiling = None if eigenvalue_ceiling is None else float(eigenvalue_ceiling)
+        if self.learn_planted and planted_init == "span":
+            self.phi_learned = nn.Parameter(q.to(dtype))
+            free = orthonormal_completion(q, generator)
+        elif self.learn_planted:
             basis = orthonormal_completion(q.new_zeros(n, 0), generator)
             self.phi_learned = nn.Parameter(basis[:, :k].to(dtype))
             free = basis[:, k:]
@@ -109,7 +155,10 @@ class SpectralCoupling(nn.Module):
             free = orthonormal_completion(q, generator)
         eig = eig_mean + eig_std * torch.randn(n - k, dtype=torch.float64, generator=generator)
         self.phi_free = nn.Parameter(free.to(dtype))
-        if self.eigenvalue_floor is None:
+        if self.eigenvalue_ceiling is not None:
+            slack = (self.eigenvalue_ceiling - eig).clamp_min(1e-3)
+            self.eigenvalue_slack = nn.Parameter(inverse_softplus(slack).to(dtype))
+        elif self.eigenvalue_floor is None:
             self.eigenvalues = nn.Parameter(eig.to(dtype))
         else:
             # softplus(theta) = -eig: as far above the floor as the default starts below zero
@@ -136,7 +185,10 @@ class SpectralCoupling(nn.Module):
         return torch.cat([self.planted, self.phi_free], dim=1)
 
     def free_eigenvalues(self) -> torch.Tensor:
-        """The N - K trainable eigenvalues (above ``eigenvalue_floor`` when one is set)."""
+        """The N - K trainable eigenvalues (above ``eigenvalue_floor`` or below
+        ``eigenvalue_ceiling`` when one is set)."""
+        if self.eigenvalue_ceiling is not None:
+            return self.eigenvalue_ceiling - nn.functional.softplus(self.eigenvalue_slack)
         if self.eigenvalue_floor is None:
             return self.eigenvalues
         return self.eigenvalue_floor + nn.functional.softplus(self.eigenvalue_excess)
@@ -160,3 +212,15 @@ class SpectralCoupling(nn.Module):
         """
         phi = self.phi()
         return torch.linalg.solve_ex(phi.T, (phi * self.spectrum()).T)[0].T
+
+    @torch.no_grad()
+    def planted_alignment(self, targets: torch.Tensor) -> dict[str, float]:
+        """How far the planted columns are from carrying ``targets`` (K, N) as fixed points: the
+        smallest principal-angle cosine between the columns and the targets' span, and the
+        largest ||A T_k|| / ||T_k|| (1 and 0 for the paper's model)."""
+        cosines = principal_cosines(self.planted, targets)
+        residuals = kernel_residuals(self.matrix().to(torch.float64), targets)
+        return {
+            "planted_cosine_min": float(cosines.min()),
+            "target_residual_max": float(residuals.max()),
+        }

@@ -39,8 +39,12 @@ class Split:
 Splits = tuple[Split, Split]
 
 
+#: What an optimiser is given: parameters, or parameter groups (dicts with their own ``lr``).
+ParamsOrGroups = list[nn.Parameter] | list[dict]
+
+
 def _adam(
-    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
+    config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
     """Adam, capturable on GPUs so that eager and graphed steps do the same arithmetic."""
     return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
@@ -48,6 +52,25 @@ def _adam(
 
 def _requiring_grad(model: nn.Module, stage: int | None) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def rate_groups(model: nn.Module, names: list[str]) -> list[tuple[list[str], dict]]:
+    """The trainable ``names`` split into optimiser groups: first those at the experiment's
+    learning rate (settings ``{}``), then one group per rate the model asks for in its
+    ``learning_rates()`` (settings ``{"lr": rate}``); empty groups are left out."""
+    asked = getattr(model, "learning_rates", dict)()
+    rates = {name: asked[name] for name in names if name in asked}
+    groups = [([n for n in names if n not in rates], {})]
+    for rate in dict.fromkeys(rates.values()):
+        groups.append(([n for n in names if rates.get(n) == rate], {"lr": rate}))
+    return [(group, settings) for group, settings in groups if group]
+
+
+def _model_groups(
+    model: nn.Module, config: "ExperimentConfig", names: list[str], stage: int | None
+) -> list[tuple[list[str], dict]]:
+    """The groups of :func:`rate_groups`: the model's own rates, the experiment's elsewhere."""
+    return rate_groups(model, names)
 
 
 def _never(config: "ExperimentConfig") -> bool:
@@ -69,13 +92,14 @@ class Kind:
     ``build(config, seed)`` gives a freshly initialised model; ``load_data(config, profile,
     device)`` the training and test splits; ``prepare(model, splits)`` the splits the model trains
     on (features of a frozen encoder computed once); ``trainable(model, stage)`` the names of the
-    parameters that train in ``stage`` (None: the only stage); ``optimizer(config, params,
-    device)`` and ``scheduler(config, optimizer, total_steps)`` (None: a constant rate) the
-    update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
+    parameters that train in ``stage`` (None: the only stage); ``groups(model, config, names,
+    stage)`` splits them into optimiser groups with their settings (default
+    :func:`rate_groups`); ``optimizer(config,
+    params, device)`` (``params``: parameters or parameter groups) and ``scheduler(config,
+    optimizer, total_steps)`` (None: a constant rate) the update rule; ``configure(model, stage, engine)`` sets the stage and the Wilson-Cowan engine
     (None for a model without dynamics);
     ``has_engine`` and ``has_attractors`` whether the model integrates dynamics and reports where
-    its deciding states end; ``lr_groups(config, names, stage)`` splits the trainable names into
-    groups with their own learning rates (None: one group at ``config.lr``). ``stackable``:
+    its deciding states end. ``stackable``:
     members can be stacked into an ensemble (no random draws in training that a member would
     make alone); ``graphable``: a training step can be captured as a CUDA graph; ``shardable``:
     a batch can be split over data-parallel processes.
@@ -85,24 +109,24 @@ class Kind:
     build: Callable[["ExperimentConfig", int | None], nn.Module]
     load_data: Callable[["ExperimentConfig", "Profile", torch.device], Splits]
     trainable: Callable[[nn.Module, int | None], list[str]] = _requiring_grad
+    groups: Callable[
+        [nn.Module, "ExperimentConfig", list[str], int | None], list[tuple[list[str], dict]]
+    ] = _model_groups
     optimizer: Callable[
-        ["ExperimentConfig", list[nn.Parameter], torch.device], torch.optim.Optimizer
+        ["ExperimentConfig", ParamsOrGroups, torch.device], torch.optim.Optimizer
     ] = _adam
     has_engine: Callable[["ExperimentConfig"], bool] = _never
     has_attractors: Callable[["ExperimentConfig"], bool] = _never
     prepare: Callable[[nn.Module, Splits], Splits] = lambda model, splits: splits
     configure: Callable[[nn.Module, int | None, str | None], None] = _configure
     scheduler: Callable | None = None
-    lr_groups: Callable[
-        ["ExperimentConfig", list[str], int | None], list[tuple[list[str], float]]
-    ] | None = None
     stackable: bool = True
     graphable: bool = True
     shardable: bool = True
 
 
 def _adamw(
-    config: "ExperimentConfig", params: list[nn.Parameter], device: torch.device
+    config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
     """AdamW with weight decay 0.01, as BERT fine-tuning customarily uses."""
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
@@ -166,16 +190,17 @@ def _load_text(config: "ExperimentConfig", profile: "Profile", device: torch.dev
     return splits[0], splits[1]
 
 
-def _text_lr_groups(
-    config: "ExperimentConfig", names: list[str], stage: int | None
-) -> list[tuple[list[str], float]]:
+def _text_groups(
+    model: nn.Module, config: "ExperimentConfig", names: list[str], stage: int | None
+) -> list[tuple[list[str], dict]]:
     """The Wilson-Cowan parameters at ``wc_lr`` (None: ``lr``); the encoder and dense layer at
-    ``lr``, times ``stage2_lr_factor`` in stage 2."""
+    ``lr``, times ``stage2_lr_factor`` in stage 2; empty groups left out."""
     base = config.lr * (config.text_option("stage2_lr_factor") if stage == 2 else 1.0)
     wc_lr = config.text_option("wc_lr")
     dynamics = [n for n in names if n.startswith("dynamics.")]
     rest = [n for n in names if not n.startswith("dynamics.")]
-    return [(rest, base), (dynamics, config.lr if wc_lr is None else wc_lr)]
+    groups = [(rest, {"lr": base}), (dynamics, {"lr": config.lr if wc_lr is None else wc_lr})]
+    return [(group, settings) for group, settings in groups if group]
 
 
 def _frozen_features(model: nn.Module, splits: Splits) -> Splits:
@@ -305,7 +330,7 @@ KINDS: dict[str, Kind] = {
         has_engine=lambda config: config.text_option("head") == "wc",
         has_attractors=lambda config: config.text_option("head") != "encoder",
         scheduler=_warmup_schedule,
-        lr_groups=_text_lr_groups,
+        groups=_text_groups,
         # dropout draws from the global generator, and the rate changes every step
         stackable=False,
         graphable=False,

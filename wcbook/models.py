@@ -11,13 +11,18 @@ from .coupling import SpectralCoupling, make_targets
 from .dynamics import check_state, check_time, euler, wc_rhs
 from .engine import integrate_fast
 from .params import WCParams
-from .stability import BistableStates, bistable_states, stability_interval
+from .stability import BistableStates, bistable_states, stability_interval, stable_mu_bound
 
 #: How a network integrates: ``"autograd"`` (:func:`wcbook.dynamics.euler`, autograd records every
 #: step), ``"fast"`` (:func:`wcbook.engine.integrate_fast`: no graph, hand-derived adjoint) and
 #: ``"compiled"`` (the engine with its element-wise work fused by torch.compile). All three give the
 #: same numbers up to float rounding.
 ENGINES = ("autograd", "fast", "compiled")
+
+
+#: How far inside the per-mode stable region ``enforce_stable`` keeps every Gamma * lambda (in
+#: units of mu), so that the bound is never reached even when softplus rounds to zero.
+ENFORCED_MARGIN = 0.01
 
 
 def check_engine(engine: str) -> str:
@@ -34,9 +39,11 @@ class WilsonCowanNetwork(nn.Module):
     inhibitory time scale). ``targets`` holds the K planted excitatory states, shape (K, N).
 
     Keyword-only switches for the ablations of App. E (defaults: the paper's model):
-    ``learn_planted`` and ``planted_eigenvalue`` are passed to
+    ``learn_planted``, ``planted_init`` and ``planted_eigenvalue`` are passed to
     :class:`~wcbook.coupling.SpectralCoupling`; ``force_unstable`` keeps every trainable
-    Gamma * lambda above :func:`unstable_mu`, outside the per-mode stable region of both states.
+    Gamma * lambda above :func:`unstable_mu`, outside the per-mode stable region of both states;
+    ``enforce_stable`` keeps every trainable Gamma * lambda at least :data:`ENFORCED_MARGIN`
+    below :func:`~wcbook.stability.stable_mu_bound`, inside it, whatever training does.
     """
 
     def __init__(
@@ -51,8 +58,12 @@ class WilsonCowanNetwork(nn.Module):
         learn_planted: bool = False,
         planted_eigenvalue: float = 0.0,
         force_unstable: bool = False,
+        planted_init: str = "random",
+        enforce_stable: bool = False,
     ) -> None:
         super().__init__()
+        if force_unstable and enforce_stable:
+            raise ValueError("force_unstable and enforce_stable exclude each other")
         self.params = params
         self.states: BistableStates = bistable_states(params)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -60,6 +71,7 @@ class WilsonCowanNetwork(nn.Module):
         self.register_buffer("targets", targets.to(dtype))
         Gamma = params.coupling_factor(n_nodes)
         floor = unstable_mu(params, self.states) / Gamma if force_unstable else None
+        ceiling = (stable_mu_bound(params) - ENFORCED_MARGIN) / Gamma if enforce_stable else None
         self.coupling = SpectralCoupling(
             targets,
             params.eigenvalue_init_mean(n_nodes),
@@ -68,6 +80,8 @@ class WilsonCowanNetwork(nn.Module):
             learn_planted=learn_planted,
             planted_eigenvalue=planted_eigenvalue,
             eigenvalue_floor=floor,
+            planted_init=planted_init,
+            eigenvalue_ceiling=ceiling,
         )
         gamma = torch.tensor(float(params.gamma), dtype=dtype)
         if learn_gamma:
@@ -80,6 +94,19 @@ class WilsonCowanNetwork(nn.Module):
     def n_nodes(self) -> int:
         """N."""
         return self.targets.shape[1]
+
+    @torch.no_grad()
+    def diagnostics(self) -> dict[str, float]:
+        """Where the spectrum sits against the stable region, and, for learned planted columns,
+        how well they carry the targets: ``mu_max`` (the largest Gamma * lambda, planted ones
+        included), ``stability_margin`` (:func:`~wcbook.stability.stable_mu_bound` minus
+        ``mu_max``: negative once a mode leaves the per-mode stable region of either state) and
+        :meth:`~wcbook.coupling.SpectralCoupling.planted_alignment`."""
+        mu_max = float(self.Gamma * self.coupling.spectrum().max())
+        out = {"mu_max": mu_max, "stability_margin": stable_mu_bound(self.params) - mu_max}
+        if self.coupling.learn_planted:
+            out.update(self.coupling.planted_alignment(self.targets))
+        return out
 
     @property
     def n_classes(self) -> int:
@@ -199,8 +226,10 @@ class WilsonCowanClassifier(nn.Module):
     (:meth:`penalty`; the text cites orthogonality regularisation but gives no formula; 0 turns it
     off). ``engine`` (see :data:`ENGINES`; an attribute, so it can be switched on a trained model)
     says how ``forward`` integrates; the default, ``"fast"``, is the engine of
-    :mod:`wcbook.engine`. ``learn_planted``, ``planted_eigenvalue`` and ``force_unstable`` (the
-    ablations of App. E) go to :class:`WilsonCowanNetwork`.
+    :mod:`wcbook.engine`. ``learn_planted``, ``planted_init``, ``planted_eigenvalue``,
+    ``force_unstable`` (the ablations of App. E) and ``enforce_stable`` go to
+    :class:`WilsonCowanNetwork`; ``planted_lr`` (None: the experiment's rate) is the learning rate
+    of learned planted columns (:meth:`learning_rates`).
     """
 
     def __init__(
@@ -220,9 +249,14 @@ class WilsonCowanClassifier(nn.Module):
         learn_planted: bool = False,
         planted_eigenvalue: float = 0.0,
         force_unstable: bool = False,
+        planted_init: str = "random",
+        enforce_stable: bool = False,
+        planted_lr: float | None = None,
     ) -> None:
         super().__init__()
         check_time(T_train, dt)
+        if planted_lr is not None and not (learn_planted and planted_lr > 0):
+            raise ValueError("planted_lr needs learn_planted and a positive rate")
         if T_eval is not None:
             check_time(T_eval, dt)
         if not ortho_factor >= 0:
@@ -237,7 +271,10 @@ class WilsonCowanClassifier(nn.Module):
             learn_planted=learn_planted,
             planted_eigenvalue=planted_eigenvalue,
             force_unstable=force_unstable,
+            planted_init=planted_init,
+            enforce_stable=enforce_stable,
         )
+        self.planted_lr = planted_lr
         self.T_train = float(T_train)
         self.T_eval = float(T_train if T_eval is None else T_eval)
         self.dt = float(dt)
@@ -332,9 +369,18 @@ class WilsonCowanClassifier(nn.Module):
             return f"gamma = {gamma:.4g} left (0, inf)"
         return None
 
+    def learning_rates(self) -> dict[str, float]:
+        """Parameters (by name) that train at their own learning rate: the learned planted
+        columns when ``planted_lr`` is set; the others use the experiment's."""
+        if self.planted_lr is None:
+            return {}
+        return {"network.coupling.phi_learned": self.planted_lr}
+
     def metrics(self) -> dict[str, float]:
-        """Scalars worth recording after training: the learned gamma."""
-        return {"gamma": float(self.gamma.detach())}
+        """Scalars recorded after every epoch and at the end: the learned gamma and
+        :meth:`WilsonCowanNetwork.diagnostics` (the stability margin and, for learned planted
+        columns, their alignment with the targets)."""
+        return {"gamma": float(self.gamma.detach()), **self.network.diagnostics()}
 
 
 class MLPClassifier(nn.Module):

@@ -267,3 +267,16 @@ def jacobian_for_display(p: WCParams = WCParams()) -> sp.Matrix:
     arg_I = ps.w_IE * x_sym - ps.w_II * y_sym + ps.h_I
     return J.subs({names["F_E"][1](arg_E): names["F_E"][1](s_E),
                    names["F_I"][1](arg_I): names["F_I"][1](s_I)})
+
+
+@lru_cache(maxsize=16)
+def stable_mu_bound(p: WCParams = WCParams()) -> float:
+    """The largest mu = Gamma * lambda below which a mode is stable at *both* stable states.
+
+    It is the smaller of the upper edges of :func:`stability_interval` at xbar1 and xbar2 (each
+    interval is a half-line: tr J and det J are linear in mu). With w_IE = 0 the edges do not
+    depend on gamma, so the initial gamma of ``p`` is used.
+    """
+    states = bistable_states(p)
+    edges = [float(stability_interval(x, states.y_star, p).sup) for x in (states.xbar1, states.xbar2)]
+    return min(edges)

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..certificate import final_stability
 from ..ensemble import Ensemble
 from ..experiments import (
     ExperimentConfig,
@@ -90,6 +91,7 @@ class Run:
     started: str
     epoch: int = 0
     attractors: list[dict | None] = field(default_factory=list)
+    stability: list[dict | None] = field(default_factory=list)
     stage1_from: list[str | None] = field(default_factory=list)
     wall_before: float = 0.0
     sessions_before: list[dict[str, Any]] = field(default_factory=list)
@@ -169,6 +171,7 @@ def _new_run(config: ExperimentConfig, profile: Profile, seeds: list[int], opts:
         status=[None] * len(seeds),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         attractors=[None] * len(seeds),
+        stability=[None] * len(seeds),
         stage1_from=[None] * len(seeds),
     )
 
@@ -178,6 +181,7 @@ def _restore(run: Run, state: dict[str, Any]) -> None:
     run.ensemble.load_state_dict(state["model"])
     run.epoch, run.histories, run.status = state["epoch"], state["histories"], state["status"]
     run.attractors, run.stage1_from = state["attractors"], state["stage1_from"]
+    run.stability = state.get("stability", [None] * len(run.seeds))
     for generator, saved in zip(run.shuffles, state["shuffle_rng"]):
         generator.set_state(saved)
     ckpt.set_rng_states(state["rng"])
@@ -222,6 +226,7 @@ def _checkpoint_state(run: Run, opts: Options) -> dict[str, Any]:
         "histories": run.histories,
         "status": run.status,
         "attractors": run.attractors,
+        "stability": run.stability,
         "stage1_from": run.stage1_from,
         "started_utc": run.started,
         "wall_seconds": run.wall_seconds,
@@ -240,11 +245,9 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
     engine = opts.engine if run.kind.has_engine(run.config) else None
     run.kind.configure(template, stage, engine)
     names = run.kind.trainable(template, stage)
-    groups = (run.kind.lr_groups(run.config, names, stage) if run.kind.lr_groups is not None
-              else [(names, run.config.lr)])
-    params = [{"params": run.ensemble.parameters_of(group), "lr": lr}
-              for group, lr in groups if group]
-    run.optimizer = run.kind.optimizer(run.config, params, opts.device)
+    groups = [{"params": run.ensemble.parameters_of(group), **settings}
+              for group, settings in run.kind.groups(template, run.config, names, stage)]
+    run.optimizer = run.kind.optimizer(run.config, groups, opts.device)
     run.scheduler = None
     if run.kind.scheduler is not None:
         epochs = next(e for s, e, _ in run.config.stages if s == stage)  # this stage's
@@ -462,9 +465,12 @@ def _epoch(run: Run, epoch: int, data: tuple[Split, Split, int], opts: Options, 
     )
     accuracies = _test(run, epoch, test_data, n_test, opts) if due else None
     _append(run, epoch, losses, sizes, correct.tolist(), len(train_data), accuracies)
-    if epoch == run.config.total_epochs and run.kind.has_attractors(run.config):
+    if epoch == run.config.total_epochs:
         for k in run.alive:
-            run.attractors[k] = attractor_report(run.ensemble.member(k), test_data)
+            member = run.ensemble.member(k)
+            run.stability[k] = final_stability(member)
+            if run.kind.has_attractors(run.config):
+                run.attractors[k] = attractor_report(member, test_data)
     dead = [k for k in live_before if k not in run.alive]
     if dead:
         _freeze(run, dead, loop["last_good"])
@@ -651,6 +657,7 @@ def _finish(run: Run, opts: Options, results_dir: str | os.PathLike) -> list[dic
     records = []
     state = {
         "histories": run.histories, "status": run.status, "attractors": run.attractors,
+        "stability": run.stability,
         "stage1_from": run.stage1_from, "started_utc": run.started,
         "wall_seconds": run.wall_seconds, "environment": run.environment,
         "sessions": run.sessions,

@@ -47,7 +47,8 @@ def member_record(
     metrics: dict[str, float] | None,
 ) -> dict[str, Any]:
     """The record of member ``member`` of a run. ``run`` holds the run's ``history`` (per
-    member), ``status`` (None or where and why it diverged), ``attractors``, ``stage1_from``,
+    member), ``status`` (None or where and why it diverged), ``attractors``, ``stability``
+    (:func:`wcbook.certificate.final_stability` of each member at the end), ``stage1_from``,
     ``started_utc``, ``wall_seconds``, ``environment`` and ``sessions``; ``metrics`` the
     member's final metrics (None for a diverged member)."""
     history = run["histories"][member]
@@ -83,6 +84,9 @@ def member_record(
         record["metrics"].update(
             {k: v for k, v in record["attractors"].items() if k in ATTRACTOR_METRICS}
         )
+    stability = run.get("stability", [None] * size)[member]
+    if stability is not None:
+        record["stability"] = stability
     if run["stage1_from"][member] is not None:
         record["stage1_from"] = run["stage1_from"][member]
     return record
