@@ -5,17 +5,17 @@ downloads)."""
 from __future__ import annotations
 
 import dataclasses
-import io
-import tarfile
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
+from synthetic_text import save_tiny_bert, write_imdb_archive  # noqa: E402
+
 from wcbook.data import DATA_ENV, DataRootError  # noqa: E402
 from wcbook.experiments import Profile, get_experiment, resolve  # noqa: E402
-from wcbook.text import HEADS, IMDB_ARCHIVE, TextClassifier, load_imdb, tokenize  # noqa: E402
+from wcbook.text import HEADS, TextClassifier, load_imdb, tokenize  # noqa: E402
 from wcbook.training import loop  # noqa: E402
 from wcbook.training import train  # noqa: E402
 
@@ -30,39 +30,20 @@ TINY = Profile(
 def imdb_root(tmp_path_factory):
     """A data root whose imdb archive holds 12 reviews per split and class."""
     root = tmp_path_factory.mktemp("imdb-data")
-    (root / IMDB_ARCHIVE).parent.mkdir(parents=True)
-    with tarfile.open(root / IMDB_ARCHIVE, "w:xz") as archive:
-        for split in ("train", "test"):
-            for polarity, words in (("pos", WORDS[:4]), ("neg", WORDS[4:8])):
-                for i in range(12):
-                    text = f"{words[i % 4]} movie<br />{words[(i + 1) % 4]} plot"
-                    data = text.encode()
-                    rating = 7 if polarity == "pos" else 2
-                    info = tarfile.TarInfo(f"aclImdb/{split}/{polarity}/{i}_{rating}.txt")
-                    info.size = len(data)
-                    archive.addfile(info, io.BytesIO(data))
+    write_imdb_archive(root, (
+        (split, polarity, i, 7 if polarity == "pos" else 2,
+         f"{words[i % 4]} movie<br />{words[(i + 1) % 4]} plot")
+        for split in ("train", "test")
+        for polarity, words in (("pos", WORDS[:4]), ("neg", WORDS[4:8]))
+        for i in range(12)
+    ))
     return root
 
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
     """A 2-layer, 32-wide BERT with a word-level vocabulary, saved like a checkpoint."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab))
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-    )
-    transformers.BertModel(config).save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), WORDS, layers=2, max_positions=32)
 
 
 def test_archive_reader_balances_and_cleans(imdb_root):

@@ -4,18 +4,18 @@ attractor metrics, on a synthetic archive and a tiny randomly initialised BERT (
 from __future__ import annotations
 
 import dataclasses
-import io
-import tarfile
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
+from synthetic_text import save_tiny_bert, write_imdb_archive  # noqa: E402
+
 from wcbook.attractors import attractor_fractions, distinct_states  # noqa: E402
 from wcbook.data import DATA_ENV  # noqa: E402
 from wcbook.experiments import Profile, get_experiment  # noqa: E402
-from wcbook.text import IMDB_ARCHIVE, load_imdb  # noqa: E402
+from wcbook.text import load_imdb  # noqa: E402
 from wcbook.text_features import FEATURES_ENV, cache_path, cached_features  # noqa: E402
 from wcbook.text_features import _digests  # noqa: E402
 from wcbook.training import loop, train  # noqa: E402
@@ -33,39 +33,28 @@ def text_root(tmp_path_factory):
     """A data root whose archive holds 100 reviews per split and class, each two words of its
     class among neutral ones."""
     root = tmp_path_factory.mktemp("imdb-design")
-    (root / IMDB_ARCHIVE).parent.mkdir(parents=True)
     generator = torch.Generator().manual_seed(0)
-    with tarfile.open(root / IMDB_ARCHIVE, "w:xz") as archive:
-        for split in ("train", "test"):
-            for polarity, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
-                for i in range(PER_CLASS):
-                    picks = torch.randint(0, 5, (2,), generator=generator).tolist()
-                    filler = torch.randint(0, 4, (3,), generator=generator).tolist()
-                    text = " ".join([NEUTRAL[filler[0]], words[picks[0]], NEUTRAL[filler[1]],
-                                     words[picks[1]], NEUTRAL[filler[2]]])
-                    data = text.encode()
-                    info = tarfile.TarInfo(f"aclImdb/{split}/{polarity}/{i}_5.txt")
-                    info.size = len(data)
-                    archive.addfile(info, io.BytesIO(data))
+
+    def review(words: list[str]) -> str:
+        picks = torch.randint(0, 5, (2,), generator=generator).tolist()
+        filler = torch.randint(0, 4, (3,), generator=generator).tolist()
+        return " ".join([NEUTRAL[filler[0]], words[picks[0]], NEUTRAL[filler[1]],
+                         words[picks[1]], NEUTRAL[filler[2]]])
+
+    write_imdb_archive(root, (
+        (split, polarity, i, 5, review(words))
+        for split in ("train", "test")
+        for polarity, words in (("pos", POSITIVE), ("neg", NEGATIVE))
+        for i in range(PER_CLASS)
+    ))
     return root
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     """A 1-layer, 32-wide BERT with a word-level vocabulary, saved like a checkpoint."""
-    folder = tmp_path_factory.mktemp("tiny-bert-design")
-    words = POSITIVE + NEGATIVE + NEUTRAL
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    # the vocabulary as a dict: transformers 5 reads no vocab_file here (every word is [UNK])
-    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=16,
-    )
-    transformers.BertModel(config).save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-design"),
+                          POSITIVE + NEGATIVE + NEUTRAL, layers=1, max_positions=16)
 
 
 @pytest.fixture
