@@ -357,7 +357,7 @@ for label, variant in SETUPS.items():
 # does not find them stable attractors). The model can still learn: this seed sat on the chance plateau
 # for some 14 epochs with $\gamma$ near 8, then left it and ended well above chance, while an
 # earlier run of the same configuration and seed (another thread count) stayed at chance for all
-# 20 epochs. Leaving the plateau at lr 0.1 is chaotic ({doc}`05_performance`); what it learns
+# 20 epochs. Leaving the plateau at lr 0.1 is chaotic ({doc}`A5_performance`); what it learns
 # then is a transient, with the deciding states near the targets at the horizon rather than on
 # attractors. Nothing in these runs constructs the eigenvectors.
 #

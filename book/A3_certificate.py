@@ -326,6 +326,6 @@ print(f"test accuracy, mean over seeds: free {np.mean(free):.4f}, enforced {np.m
 # throughout training, and the paper-profile certificates above say the same of the full-scale
 # models at their ends. Enforcement is therefore inactive in practice (the softplus stays in its
 # linear part); the two arms differ by what the chaotic first steps at lr 0.1 make of float
-# rounding ({doc}`05_performance`), which two seeds cannot separate from an effect. Where the
+# rounding ({doc}`A5_performance`), which two seeds cannot separate from an effect. Where the
 # full Jacobian says a model is unstable, it is because its targets are not fixed points (the
 # learned-planted ablation of {doc}`A2_ablations`), not because an eigenvalue left the region.

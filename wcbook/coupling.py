@@ -51,8 +51,8 @@ def principal_cosines(columns: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def kernel_residuals(A: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """||A T_k|| / ||T_k|| for every target (rows of ``targets``): 0 when T_k is in the kernel
-    of A, |lambda| when T_k is an eigenvector of eigenvalue lambda."""
+    """``||A T_k|| / ||T_k||`` for every target (rows of ``targets``): 0 when T_k is in the
+    kernel of A, ``abs(lambda)`` when T_k is an eigenvector of eigenvalue lambda."""
     t = targets.to(A.dtype)
     return (t @ A.T).norm(dim=1) / t.norm(dim=1)
 
