@@ -178,6 +178,8 @@ axes[0].set(ylabel="training loss (MSE, then MSE or cross-entropy)")
 axes[1].axhline(0.1, color="grey", lw=0.6)
 axes[1].set(ylabel="test accuracy", ylim=(0, 1))
 axes[1].legend(fontsize=8)
+fig.suptitle(f"mnist-cnn and its softmax twin, live run at profile {profile.name}, seed 0",
+             fontsize=10)
 fig.tight_layout()
 plt.show()
 
@@ -224,6 +226,8 @@ for r, (name, vectors, style) in enumerate(rows):
             ax.set_ylabel(name, fontsize=9)
         if r == 0:
             ax.set_title(f"{int(labels[c])} -> {int(predicted[c])}", fontsize=9)
+fig.suptitle(f"mnist-cnn, live run at profile {profile.name}, seed 0: label -> prediction",
+             fontsize=10)
 fig.tight_layout()
 plt.show()
 
