@@ -402,6 +402,30 @@ def _outcomes(
     return own_frac, other_frac, 1.0 - own_frac - other_frac
 
 
+def _check_request(
+    n_nodes: int,
+    images: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    noise_levels: Sequence[float],
+    samples: int,
+    newton_iterations: int,
+) -> None:
+    """Raise ValueError, saying what to pass instead, on arguments :func:`certify` cannot use."""
+    if samples < 1 or newton_iterations < 1:
+        raise ValueError("samples and newton_iterations must be positive integers")
+    if any(not (math.isfinite(s) and s >= 0) for s in noise_levels):
+        raise ValueError(f"noise levels must be finite and non-negative, got {list(noise_levels)}")
+    if (images is None) != (labels is None):
+        raise ValueError("pass images and labels together (or neither)")
+    if images is not None and (images.ndim != 2 or images.shape[1] != n_nodes):
+        raise ValueError(
+            f"images must be flattened initial states of shape (B, {n_nodes}), "
+            f"got {tuple(images.shape)}"
+        )
+    if labels is not None and labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+
+
 def certify(
     model: nn.Module,
     images: torch.Tensor | None = None,
@@ -434,19 +458,7 @@ def certify(
     T = float(default_T if T is None else T)
     dt = float(default_dt if dt is None else dt)
     check_time(T, dt)
-    if samples < 1 or newton_iterations < 1:
-        raise ValueError("samples and newton_iterations must be positive integers")
-    if any(not (math.isfinite(s) and s >= 0) for s in noise_levels):
-        raise ValueError(f"noise levels must be finite and non-negative, got {list(noise_levels)}")
-    if (images is None) != (labels is None):
-        raise ValueError("pass images and labels together (or neither)")
-    if images is not None and (images.ndim != 2 or images.shape[1] != net.n_nodes):
-        raise ValueError(
-            f"images must be flattened initial states of shape (B, {net.n_nodes}), "
-            f"got {tuple(images.shape)}"
-        )
-    if labels is not None and labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    _check_request(net.n_nodes, images, labels, noise_levels, samples, newton_iterations)
     states = net.states
     tolerance = 0.1 * (states.xbar2 - states.xbar1) if tolerance is None else float(tolerance)
     gamma = float(net.gamma.detach())
