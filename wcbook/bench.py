@@ -564,6 +564,47 @@ def _training_paths(device: torch.device, compiled: bool) -> list[tuple[str, boo
     return paths
 
 
+def _train_path(
+    config: Any, profile: Any, seed: int, dev: torch.device, engine: str, graph: bool,
+    folder: Path,
+) -> tuple[bool, dict[str, Any]]:
+    """Train one seed along one execution path into ``folder``: whether a CUDA graph ran, and
+    the run's losses, test accuracy and seconds per epoch."""
+    record = train(config, profile, seed, device=dev, results_dir=folder, checkpoint_dir=folder,
+                   resume=False, progress=False, engine=engine, cuda_graph=graph)
+    state = torch.load(folder / config.name / profile.name / f"seed{seed}.pt", weights_only=True)
+    return bool(state["environment"]["cuda_graph"]), {
+        "seed": seed,
+        "loss": record["history"]["loss"],
+        "test_accuracy": record["metrics"]["test_accuracy"],
+        "seconds_per_epoch": state["histories"][0]["seconds"],
+    }
+
+
+def _summarise_paths(rows: dict[str, dict[str, Any]]) -> None:
+    """Add to each path's row its steady seconds per epoch (median after each run's first), the
+    mean and standard error of its test accuracy, its largest relative loss deviation from the
+    autograd path (first seed) and its speed-up over that path."""
+    reference = rows["autograd"]["runs"][0]["loss"]
+    for row in rows.values():
+        accuracies = [run["test_accuracy"] for run in row["runs"]]
+        steady = [t for run in row["runs"] for t in run["seconds_per_epoch"][1:]]
+        row["steady_epoch_s"] = statistics.median(
+            steady or [t for run in row["runs"] for t in run["seconds_per_epoch"]]
+        )
+        row["test_accuracy_mean"] = statistics.fmean(accuracies)
+        row["test_accuracy_sem"] = (
+            statistics.stdev(accuracies) / math.sqrt(len(accuracies))
+            if len(accuracies) > 1
+            else None
+        )
+        row["max_rel_loss_difference"] = max(
+            abs(a - b) / abs(b) for a, b in zip(row["runs"][0]["loss"], reference)
+        )
+    for row in rows.values():
+        row["speedup_vs_autograd"] = rows["autograd"]["steady_epoch_s"] / row["steady_epoch_s"]
+
+
 def compare_training(
     experiment: str,
     profile: str = "smoke",
@@ -593,57 +634,14 @@ def compare_training(
         for seed in seeds:
             for engine, graph in _training_paths(dev, compiled):
                 label = engine + ("+graph" if graph else "")
-                folder = Path(tmp) / label
-                record = train(
-                    config,
-                    short,
-                    seed,
-                    device=dev,
-                    results_dir=folder,
-                    checkpoint_dir=folder,
-                    resume=False,
-                    progress=False,
-                    engine=engine,
-                    cuda_graph=graph,
-                )
-                state = torch.load(
-                    folder / config.name / short.name / f"seed{seed}.pt", weights_only=True
-                )
-                row = rows.setdefault(
-                    label,
-                    {"engine": engine, "cuda_graph": bool(state["environment"]["cuda_graph"])},
-                )
-                row.setdefault("runs", []).append(
-                    {
-                        "seed": seed,
-                        "loss": record["history"]["loss"],
-                        "test_accuracy": record["metrics"]["test_accuracy"],
-                        "seconds_per_epoch": state["histories"][0]["seconds"],
-                    }
-                )
+                cuda_graph, run = _train_path(config, short, seed, dev, engine, graph,
+                                              Path(tmp) / label)
+                row = rows.setdefault(label, {"engine": engine, "cuda_graph": cuda_graph})
+                row.setdefault("runs", []).append(run)
                 if log:
-                    log(
-                        f"{label:<16} seed {seed}: loss {record['history']['loss'][-1]:.6f}, "
-                        f"test accuracy {record['metrics']['test_accuracy']:.4f}"
-                    )
-    reference = rows["autograd"]["runs"][0]["loss"]
-    for row in rows.values():
-        accuracies = [run["test_accuracy"] for run in row["runs"]]
-        steady = [t for run in row["runs"] for t in run["seconds_per_epoch"][1:]]
-        row["steady_epoch_s"] = statistics.median(
-            steady or [t for run in row["runs"] for t in run["seconds_per_epoch"]]
-        )
-        row["test_accuracy_mean"] = statistics.fmean(accuracies)
-        row["test_accuracy_sem"] = (
-            statistics.stdev(accuracies) / math.sqrt(len(accuracies))
-            if len(accuracies) > 1
-            else None
-        )
-        row["max_rel_loss_difference"] = max(
-            abs(a - b) / abs(b) for a, b in zip(row["runs"][0]["loss"], reference)
-        )
-    for row in rows.values():
-        row["speedup_vs_autograd"] = rows["autograd"]["steady_epoch_s"] / row["steady_epoch_s"]
+                    log(f"{label:<16} seed {seed}: loss {run['loss'][-1]:.6f}, "
+                        f"test accuracy {run['test_accuracy']:.4f}")
+    _summarise_paths(rows)
     return {
         "schema": "wcbook-bench-training/1",
         "provenance": {**_provenance(dev, started, wall0), "load_average": _load()},
