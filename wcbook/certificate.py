@@ -402,6 +402,24 @@ def _outcomes(
     return own_frac, other_frac, 1.0 - own_frac - other_frac
 
 
+def _basin_checks(
+    net: nn.Module, attractors: torch.Tensor, noise_levels: Sequence[float], samples: int,
+    T: float, dt: float, tolerance: float, seed: int,
+) -> list[BasinCheck]:
+    """Where ``samples`` noisy copies of each target go, per noise level (x and y perturbed by
+    Gaussian noise of that standard deviation, clamped to [0, 1])."""
+    generator = torch.Generator().manual_seed(seed)
+    basins = []
+    own = torch.arange(net.n_classes).repeat_interleave(samples)
+    for noise in noise_levels:
+        x0, y0 = net.target_state(own)
+        x0 = (x0 + noise * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)).clamp(0, 1)
+        y0 = (y0 + noise * torch.randn(y0.shape, generator=generator, dtype=y0.dtype)).clamp(0, 1)
+        final, _ = net.integrate(x0, y0, T=T, dt=dt)
+        basins.append(BasinCheck(float(noise), *_outcomes(final, attractors, own, tolerance)))
+    return basins
+
+
 def _check_request(
     n_nodes: int,
     images: torch.Tensor | None,
@@ -478,15 +496,7 @@ def certify(
         checks, fixed_x = _attractor_checks(net, A, gamma, newton_iterations)
         attractors = torch.stack(fixed_x)
 
-        generator = torch.Generator().manual_seed(seed)
-        basins = []
-        own = torch.arange(net.n_classes).repeat_interleave(samples)
-        for noise in noise_levels:
-            x0, y0 = net.target_state(own)
-            x0 = (x0 + noise * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)).clamp(0, 1)
-            y0 = (y0 + noise * torch.randn(y0.shape, generator=generator, dtype=y0.dtype)).clamp(0, 1)
-            final, _ = net.integrate(x0, y0, T=T, dt=dt)
-            basins.append(BasinCheck(float(noise), *_outcomes(final, attractors, own, tolerance)))
+        basins = _basin_checks(net, attractors, noise_levels, samples, T, dt, tolerance, seed)
 
         image_check = None
         if images is not None:
