@@ -84,7 +84,7 @@ def member_record(
         record["metrics"].update(
             {k: v for k, v in record["attractors"].items() if k in ATTRACTOR_METRICS}
         )
-    stability = run.get("stability", [None] * size)[member]
+    stability = run["stability"][member]
     if stability is not None:
         record["stability"] = stability
     if run["stage1_from"][member] is not None:
