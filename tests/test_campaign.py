@@ -128,3 +128,20 @@ def test_the_required_set_covers_the_papers_tables():
             "scaling-fashion-1225", "ablation-learned-planted"} <= runs
     assert len([n for n in campaign.REQUIRED if n.experiment.startswith("scaling-")]) == 14
     assert len([n for n in campaign.REQUIRED if n.variant and n.rank == 4]) >= 3
+
+
+def test_estimates_come_from_records_whose_epochs_cost_alike(tmp_path):
+    small = get_experiment("scaling-mnist-196").to_dict()
+    frozen = get_experiment("imdb-encoder", "frozen").to_dict()
+    records = [_record("scaling-mnist-196", 0, 1.0, config=small),
+               _record("imdb-encoder", 0, 0.5, variant="frozen", config=frozen)]
+    for r in records:
+        path = tmp_path / f"{r['experiment']}+{r['variant'] or ''}" / "paper" / "seed0.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    seconds = {i.need.run: i.seconds for i in plan("paper", results_dir=tmp_path).missing}
+    # N = 196 -> 784 costs (784 / 196)^2 = 16 times as much per epoch
+    epochs = get_experiment("scaling-mnist-784").epochs
+    assert seconds["scaling-mnist-784"] == pytest.approx(16 * 1.0 * epochs)
+    # a frozen encoder's pace says nothing about fine-tuning one
+    assert seconds["imdb-encoder+batch-32-bf16"] is None

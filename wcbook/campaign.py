@@ -12,8 +12,9 @@ faithful set-up (variant planted-span) and of three text-versus-code variants, t
 Table 5 with one seed of mnist-scratch with stability enforced (variant stable), and last the
 further scaling seeds. A record counts only if it was made with the configuration the registry
 holds now. A run's cost is estimated from
-the published records of the same run on the same kind of device (else of the same kind of model,
-scaled by N^2, the products' operation count), and an ensemble of S is assumed to cost S single
+the published records of the same run on the same kind of device (else of the same kind of model),
+scaled by N^2 times the Euler steps (the products' operation count); a record counts only where its
+epochs cost alike (same model, data, batch, and text encoder frozen or fine-tuned), and an ensemble of S is assumed to cost S single
 runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
 plan stays on the safe side until a GPU ensemble benchmark says by how much.
 
@@ -167,24 +168,38 @@ def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
     return paces
 
 
+#: Configuration keys (and text options) that set the cost of an epoch apart from its size.
+_COST_KEYS = ("model", "dataset", "hidden", "batch_size")
+_TEXT_COST_KEYS = ("head", "frozen", "encoder_precision")
+
+
+def _same_cost(record_config: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a record's epochs cost what ``config``'s do up to their size (a frozen text
+    encoder and a fine-tuned one, for instance, do not)."""
+    text = record_config.get("text_options") or {}, config.get("text_options") or {}
+    return (all(record_config.get(key) == config.get(key) for key in _COST_KEYS)
+            and all(text[0].get(key) == text[1].get(key) for key in _TEXT_COST_KEYS))
+
+
+def _size(config: dict[str, Any]) -> float:
+    """The size an epoch's cost scales with: N^2 times the Euler steps of training."""
+    side = config.get("image_size") or 28
+    steps = (config.get("T_train") or 1.0) / (config.get("dt") or 1.0)
+    return side**4 * steps
+
+
 def _epoch_seconds(
     need: Need, profile: Profile, paces: list[tuple[dict, float]]
 ) -> float | None:
     """Seconds per epoch of one member: the fastest published pace of the same run (of its own
-    profile first), else of the same kind of model on the same data, scaled by N^2."""
+    profile first), else of the same kind of model on the same data, scaled by N^2 and the
+    Euler steps; only records whose epochs cost alike count (see ``_same_cost``)."""
     config = resolve(get_experiment(need.experiment, need.variant), profile)
-    own = [(r["profile"] != profile.name, t) for r, t in paces
-           if r["experiment"] == need.experiment]
-    if own:
-        return min(own)[1]
-    kin = [(r["profile"] != profile.name, t, r) for r, t in paces
-           if r["config"].get("model") == config.model
-           and r["config"].get("dataset") == config.dataset]
-    if not kin:
-        return None
-    _, seconds, ref = min(kin, key=lambda k: k[:2])
-    side = ref["config"].get("image_size") or 28
-    return seconds * (config.n_nodes / side**2) ** 2
+    wanted = json.loads(json.dumps(config.to_dict()))
+    alike = [(r["experiment"] != need.experiment, r["profile"] != profile.name,
+              t * _size(wanted) / _size(r["config"])) for r, t in paces
+             if _same_cost(r["config"], wanted)]
+    return min(alike)[2] if alike else None
 
 
 def plan(
