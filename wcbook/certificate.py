@@ -357,6 +357,35 @@ def _attractor_checks(
     return checks, fixed_x
 
 
+@dataclass
+class _SpectralChecks:
+    """What both certificates open with: gamma, mu = Gamma * lambda, the per-mode criterion
+    (its largest real part and where) and the full check of each Newton-refined attractor."""
+
+    gamma: float
+    mu: np.ndarray
+    per_mode: float
+    per_mode_x: float
+    checks: list[AttractorCheck]
+    fixed_x: list[torch.Tensor]
+
+
+def _spectral_checks(net: WilsonCowanNetwork, newton_iterations: int) -> _SpectralChecks:
+    """The spectral part of a certificate of ``net`` (float64, CPU); ValueError, saying why,
+    where gamma is not positive or the coupling holds NaN or inf."""
+    gamma = float(net.gamma.detach())
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    with torch.no_grad():
+        A = net.coupling.matrix()
+        if not torch.isfinite(A).all():
+            raise ValueError("the coupling matrix A holds NaN or inf; the model is unusable")
+        mu = (net.Gamma * net.coupling.spectrum()).numpy()
+        per_mode, per_mode_x = _per_mode(net, mu, gamma)
+        checks, fixed_x = _attractor_checks(net, A, gamma, newton_iterations)
+    return _SpectralChecks(gamma, mu, per_mode, per_mode_x, checks, fixed_x)
+
+
 def final_stability(model: nn.Module, newton_iterations: int = 30) -> dict[str, Any] | None:
     """A short certificate of a trained model, for its training record (None for a model that
     holds no Wilson-Cowan network): the largest mu = Gamma * lambda against the per-mode bound
@@ -365,21 +394,17 @@ def final_stability(model: nn.Module, newton_iterations: int = 30) -> dict[str, 
     if not any(isinstance(m, WilsonCowanNetwork) for m in model.modules()):
         return None
     net = copy.deepcopy(_as_network(model)).double().cpu()
-    gamma = float(net.gamma.detach())
-    with torch.no_grad():
-        A = net.coupling.matrix()
-        if not (gamma > 0 and bool(torch.isfinite(A).all())):
-            return None
-        mu = (net.Gamma * net.coupling.spectrum()).numpy()
-        per_mode, _ = _per_mode(net, mu, gamma)
-        checks, _ = _attractor_checks(net, A, gamma, newton_iterations)
+    try:
+        core = _spectral_checks(net, newton_iterations)
+    except ValueError:
+        return None
     return {
-        "mu_max": float(mu.max()),
+        "mu_max": float(core.mu.max()),
         "mu_bound": stable_mu_bound(net.params),
-        "per_mode_max_real": per_mode,
-        "max_real": max(c.max_real for c in checks),
-        "residual_max": max(c.residual for c in checks),
-        "full_stable": all(c.stable for c in checks),
+        "per_mode_max_real": core.per_mode,
+        "max_real": max(c.max_real for c in core.checks),
+        "residual_max": max(c.residual for c in core.checks),
+        "full_stable": all(c.stable for c in core.checks),
     }
 
 
@@ -479,23 +504,14 @@ def certify(
     _check_request(net.n_nodes, images, labels, noise_levels, samples, newton_iterations)
     states = net.states
     tolerance = 0.1 * (states.xbar2 - states.xbar1) if tolerance is None else float(tolerance)
-    gamma = float(net.gamma.detach())
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma}")
-
+    core = _spectral_checks(net, newton_iterations)
+    gamma, mu = core.gamma, core.mu
+    edges = tuple(
+        float(stability_interval(x, states.y_star, net.params, gamma).sup)
+        for x in (states.xbar1, states.xbar2)
+    )
     with torch.no_grad():
-        A = net.coupling.matrix()
-        if not torch.isfinite(A).all():
-            raise ValueError("the coupling matrix A holds NaN or inf; the model is unusable")
-        mu = (net.Gamma * net.coupling.spectrum()).numpy()
-        edges = tuple(
-            float(stability_interval(x, states.y_star, net.params, gamma).sup)
-            for x in (states.xbar1, states.xbar2)
-        )
-        per_mode, per_mode_x = _per_mode(net, mu, gamma)
-        checks, fixed_x = _attractor_checks(net, A, gamma, newton_iterations)
-        attractors = torch.stack(fixed_x)
-
+        attractors = torch.stack(core.fixed_x)
         basins = _basin_checks(net, attractors, noise_levels, samples, T, dt, tolerance, seed)
 
         image_check = None
@@ -512,9 +528,9 @@ def certify(
         Gamma=float(net.Gamma),
         mu_range=(float(mu.min()), float(mu.max())),
         mu_edges=edges,
-        per_mode_max_real=per_mode,
-        per_mode_max_real_x=per_mode_x,
-        attractors=tuple(checks),
+        per_mode_max_real=core.per_mode,
+        per_mode_max_real_x=core.per_mode_x,
+        attractors=tuple(core.checks),
         basins=tuple(basins),
         images=image_check,
         horizon=T,
