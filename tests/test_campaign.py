@@ -34,7 +34,7 @@ def test_the_plan_lists_what_is_missing_in_order_of_value_and_packs_it(tmp_path)
         path = tmp_path / r["experiment"] / "paper" / f"seed{r['seed']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**r, "commit": r.get("commit", "abc")}))
-    p = plan("paper", budget_s=540, results_dir=tmp_path, only=["mnist"])
+    p = plan("paper", budget_s=540, results_dir=tmp_path, only=["mnist"], bench_dir=tmp_path)
     assert p.existing == ["mnist-scratch seed 0", "mnist-scratch seed 1", "mnist-mlp seed 0"]
     first = p.missing[:5]
     assert [(i.need.run, i.seeds) for i in first] == [
@@ -139,9 +139,29 @@ def test_estimates_come_from_records_whose_epochs_cost_alike(tmp_path):
         path = tmp_path / f"{r['experiment']}+{r['variant'] or ''}" / "paper" / "seed0.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(r))
-    seconds = {i.need.run: i.seconds for i in plan("paper", results_dir=tmp_path).missing}
+    seconds = {i.need.run: i.seconds
+               for i in plan("paper", results_dir=tmp_path, bench_dir=tmp_path).missing}
     # N = 196 -> 784 costs (784 / 196)^2 = 16 times as much per epoch
     epochs = get_experiment("scaling-mnist-784").epochs
     assert seconds["scaling-mnist-784"] == pytest.approx(16 * 1.0 * epochs)
     # a frozen encoder's pace says nothing about fine-tuning one
     assert seconds["imdb-encoder+batch-32-bf16"] is None
+
+
+def test_an_ensemble_is_priced_by_the_devices_ensemble_benchmark(tmp_path):
+    records = [_record("mnist-scratch", 0, 0.25)]
+    path = tmp_path / "results" / "mnist-scratch" / "paper" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(records[0]))
+    rows = [{"n_nodes": 784, "members": m, "mode": "ensemble", "model_epoch_s": s}
+            for m, s in ((1, 1.0), (2, 0.6), (4, 0.5))]
+    bench = {"rows": rows, "provenance": {"device": "cuda", "started_utc": "2026-12-01"}}
+    (tmp_path / "cuda-h200-ensemble-20261201T000000Z.json").write_text(json.dumps(bench))
+    assert campaign.ensemble_ratios("cuda", tmp_path) == {784: {1: 1.0, 2: 0.6, 4: 0.5}}
+    assert campaign.ensemble_ratios("cpu", tmp_path) == {}
+    p = plan("paper", budget_s=540, results_dir=tmp_path / "results", only=["mnist"],
+             bench_dir=tmp_path)
+    first = p.packs[0][0]
+    # one seed alone costs 350 epochs x 0.25 s; four in one ensemble half as much each
+    assert (first.need.run, first.seeds) == ("mnist-scratch", [1, 2, 3, 4])
+    assert first.seconds == pytest.approx(4 * 350 * 0.25 * 0.5)

@@ -13,10 +13,13 @@ Table 5 with one seed of mnist-scratch with stability enforced (variant stable),
 further scaling seeds. A record counts only if it was made with the configuration the registry
 holds now. A run's cost is estimated from
 the published records of the same run on the same kind of device (else of the same kind of model),
-scaled by N^2 times the Euler steps (the products' operation count); a record counts only where its
-epochs cost alike (same model, data, batch, and text encoder frozen or fine-tuned), and an ensemble of S is assumed to cost S single
-runs: the CPU ensemble benchmark measured no less, and on a GPU, where it should cost less, the
-plan stays on the safe side until a GPU ensemble benchmark says by how much.
+scaled by N^2 times the Euler steps for a from-scratch Wilson-Cowan model (the products' operation
+count) and by N for any other; a record counts only where its
+epochs cost alike (same model, data, batch, and text encoder frozen or fine-tuned). An ensemble
+of S from-scratch runs costs S single runs times the ratio the newest ensemble benchmark
+(``python -m wcbook bench --ensemble``) measured on that kind of device, at the nearest N and S:
+on this CPU more than 1; on a GPU, where it should be less, the plan assumes exactly S single runs
+until such a benchmark exists.
 
 On a machine lent for a short window, send only the data a pack reads, as its own data root::
 
@@ -43,6 +46,7 @@ from .experiments import Profile, get_experiment, get_profile, resolve, run_name
 from .results import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "benchmarks" / "results"
 #: Largest archive a pack may bring back.
 MAX_ARCHIVE = 16 * 2**20
 #: Keys every training record has.
@@ -105,6 +109,7 @@ class Item:
     seeds: list[int]
     seconds: float | None
     dataset: str
+    nodes: int | None = None  # N of a from-scratch Wilson-Cowan run, which the benchmark prices
 
     def label(self) -> str:
         seeds = ",".join(map(str, self.seeds))
@@ -182,8 +187,11 @@ def _same_cost(record_config: dict[str, Any], config: dict[str, Any]) -> bool:
 
 
 def _size(config: dict[str, Any]) -> float:
-    """The size an epoch's cost scales with: N^2 times the Euler steps of training."""
+    """The size an epoch's cost scales with: N^2 times the Euler steps of training for a
+    from-scratch Wilson-Cowan model (its N x N products), the pixels N for any other."""
     side = config.get("image_size") or 28
+    if config.get("model") != "wc":
+        return float(side**2)
     steps = (config.get("T_train") or 1.0) / (config.get("dt") or 1.0)
     return side**4 * steps
 
@@ -192,8 +200,8 @@ def _epoch_seconds(
     need: Need, profile: Profile, paces: list[tuple[dict, float]]
 ) -> float | None:
     """Seconds per epoch of one member: the fastest published pace of the same run (of its own
-    profile first), else of the same kind of model on the same data, scaled by N^2 and the
-    Euler steps; only records whose epochs cost alike count (see ``_same_cost``)."""
+    profile first), else of the same kind of model on the same data, scaled by ``_size``; only
+    records whose epochs cost alike count (see ``_same_cost``)."""
     config = resolve(get_experiment(need.experiment, need.variant), profile)
     wanted = json.loads(json.dumps(config.to_dict()))
     alike = [(r["experiment"] != need.experiment, r["profile"] != profile.name,
@@ -208,6 +216,7 @@ def plan(
     device_type: str = "cuda",
     results_dir: str | Path = ROOT / "results",
     only: Sequence[str] | None = None,
+    bench_dir: str | Path = BENCH_DIR,
 ) -> Plan:
     """The campaign's plan for ``profile`` (see the module docstring)."""
     profile = get_profile(profile)
@@ -226,26 +235,68 @@ def plan(
                 continue
             seconds = None if per_epoch is None else per_epoch * config.total_epochs
             missing.append((need.rank if seed < need.first else need.rest_rank, need, seed,
-                            seconds, config.dataset))
+                            seconds, config.dataset,
+                            config.n_nodes if config.model == "wc" else None))
     missing.sort(key=lambda m: m[0])
-    out = Plan(existing, [Item(n, [s], t, d) for _, n, s, t, d in missing])
-    _pack(out, budget_s)
+    out = Plan(existing, [Item(n, [s], t, d, k) for _, n, s, t, d, k in missing])
+    _pack(out, budget_s, ensemble_ratios(device_type, bench_dir))
     return out
 
 
-def _pack(out: Plan, budget_s: float) -> None:
-    """Group the missing seeds of a run into ensembles that fit the budget, then fill packs in
-    order of value (first fit), each pack at most ``budget_s`` estimated seconds."""
+def ensemble_ratios(
+    device_type: str, directory: str | Path = BENCH_DIR
+) -> dict[int, dict[int, float]]:
+    """N -> {S: seconds per member-epoch of an ensemble of S over those of one run}, from the
+    newest ensemble benchmark (``python -m wcbook bench --ensemble``) measured on
+    ``device_type``; empty where there is none."""
+    found = []
+    for path in Path(directory).glob("*-ensemble-*.json"):
+        record = json.loads(path.read_text())
+        provenance = record.get("provenance", {})
+        if provenance.get("device") == device_type:
+            found.append((provenance.get("started_utc", ""), record))
+    if not found:
+        return {}
+    rows = [r for r in max(found, key=lambda f: f[0])[1]["rows"] if r["mode"] == "ensemble"]
+    single = {r["n_nodes"]: r["model_epoch_s"] for r in rows if r["members"] == 1}
+    ratios: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if r["n_nodes"] in single:
+            ratio = r["model_epoch_s"] / single[r["n_nodes"]]
+            ratios.setdefault(r["n_nodes"], {})[r["members"]] = ratio
+    return ratios
+
+
+def _ensemble_seconds(
+    seconds: list[float], nodes: int | None, ratios: dict[int, dict[int, float]]
+) -> float:
+    """Estimated seconds of one ensemble whose members alone would take ``seconds``: their sum,
+    times the benchmark's ratio at the nearest N and ensemble size (for a from-scratch
+    Wilson-Cowan run where a benchmark exists)."""
+    if nodes is None or not ratios or len(seconds) == 1:
+        return sum(seconds)
+    by_size = ratios[min(ratios, key=lambda n: abs(n - nodes))]
+    return sum(seconds) * by_size[min(by_size, key=lambda k: abs(k - len(seconds)))]
+
+
+def _pack(out: Plan, budget_s: float, ratios: dict[int, dict[int, float]]) -> None:
+    """Group the missing seeds of a run into ensembles that fit the budget (priced by
+    :func:`_ensemble_seconds`), then fill packs in order of value (first fit), each pack at most
+    ``budget_s`` estimated seconds."""
     groups: list[Item] = []
+    alone: list[list[float]] = []
     for item in out.missing:
         last = groups[-1] if groups else None
-        fits = (last is not None and last.need == item.need and item.seconds is not None
-                and last.seconds is not None and last.seconds + item.seconds <= budget_s)
-        if fits:
-            last.seeds.append(item.seeds[0])
-            last.seconds += item.seconds
-        else:
-            groups.append(Item(item.need, list(item.seeds), item.seconds, item.dataset))
+        if (last is not None and last.need == item.need and item.seconds is not None
+                and last.seconds is not None):
+            priced = _ensemble_seconds([*alone[-1], item.seconds], item.nodes, ratios)
+            if priced <= budget_s:
+                last.seeds.append(item.seeds[0])
+                last.seconds = priced
+                alone[-1].append(item.seconds)
+                continue
+        groups.append(Item(item.need, list(item.seeds), item.seconds, item.dataset, item.nodes))
+        alone.append([item.seconds])
     loads: list[float] = []
     for group in groups:
         if group.seconds is None or group.seconds > budget_s:
