@@ -29,6 +29,15 @@ TOLERANCE = 0.1
 DISTINCT_OF = 1000
 
 
+def nearest_target_distances(
+    pair: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distance of each state (B, D) of both members of ``pair`` to its nearest
+    target (K, D): two (B,) tensors."""
+    first, second = (torch.cdist(state, targets).min(dim=1).values for state in pair)
+    return first, second
+
+
 def relative_distances(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """||x - T_k|| / ||T_k|| for every state and target, shape (n, K)."""
     return torch.cdist(states.double(), targets.double()) / targets.double().norm(dim=1)

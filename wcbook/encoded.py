@@ -31,6 +31,7 @@ from typing import Iterator, Literal, Sequence
 import torch
 from torch import nn
 
+from .attractors import nearest_target_distances
 from .coupling import make_targets
 from .encoders import (
     DenseHead,
@@ -230,19 +231,17 @@ class EncodedWilsonCowan(_Encoded):
         return self.targets
 
     @torch.no_grad()
-    def end_states(self, images: torch.Tensor) -> torch.Tensor:
-        """The deciding states: z in stage 1, x(T_eval) in stage 2."""
+    def deciding_pair(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(initial, deciding) states per image, from one pass: z, and z in stage 1 or
+        x(T_eval) in stage 2."""
         z = self.initial_state(images)
-        return z if self.stage == 1 else self.wc(z, self.wc.T_eval)
+        return z, (z if self.stage == 1 else self.wc(z, self.wc.T_eval))
 
     @torch.no_grad()
     def attractor_distances(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(initial, final) Euclidean distances to the nearest planted target, per image: of z
-        and of the deciding state (z in stage 1, x(T_eval) in stage 2)."""
-        z = self.initial_state(images)
-        final = z if self.stage == 1 else self.wc(z, self.wc.T_eval)
-        nearest = [torch.cdist(state, self.targets).min(dim=1).values for state in (z, final)]
-        return nearest[0], nearest[1]
+        """(initial, final) Euclidean distances to the nearest planted target, per image, of
+        the two states of :meth:`deciding_pair`."""
+        return nearest_target_distances(self.deciding_pair(images), self.targets)
 
     def target_separation(self) -> float:
         """The smallest distance between two planted targets, the scale of the distances above."""

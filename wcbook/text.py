@@ -35,6 +35,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from .attractors import nearest_target_distances
 from .data import DataRootError, data_root
 from .dynamics import euler, wc_rhs
 from .models import WilsonCowanClassifier, _invalid_parameter, check_engine
@@ -447,24 +448,22 @@ class TextClassifier(nn.Module):
         return self.dynamics.network.targets
 
     @torch.no_grad()
-    def end_states(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The deciding states (batch, width): h for the distance head, x(T) (stage 1: x(0))
-        for the Wilson-Cowan head."""
-        return self(inputs)
+    def deciding_pair(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(initial, deciding) states per review, from one pass: the initial state (h for the
+        distance head, x(0) for the Wilson-Cowan head) and the state the class is read from.
+        None for the encoder head, which has no targets."""
+        if self.dynamics is None:
+            return None
+        h = self.features(inputs)
+        initial = h if self.head == "distance-head" else self.initial_state(h)[0]
+        return initial, self._decide(h)
 
     @torch.no_grad()
     def attractor_distances(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(initial, final) Euclidean distances to the nearest planted target, per review: of the
-        initial state (h for the distance head, x(0) for the Wilson-Cowan head) and of the
-        deciding state. None for the encoder head, which has no targets."""
-        if self.dynamics is None:
-            return None
-        targets = self.dynamics.network.targets
-        h = self.features(inputs)
-        initial = h if self.head == "distance-head" else self.initial_state(h)[0]
-        final = self._decide(h)
-        nearest = [torch.cdist(state, targets).min(dim=1).values for state in (initial, final)]
-        return nearest[0], nearest[1]
+        """(initial, final) Euclidean distances to the nearest planted target, per review, of
+        the two states of :meth:`deciding_pair`; None for the encoder head."""
+        pair = self.deciding_pair(inputs)
+        return None if pair is None else nearest_target_distances(pair, self.attractor_targets)
 
     def target_separation(self) -> float:
         """||T_0 - T_1||, the scale against which the distances above are read."""

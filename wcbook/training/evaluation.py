@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attractors import DISTINCT_OF, attractor_fractions, distinct_states, relative_distances
+from ..attractors import (
+    DISTINCT_OF,
+    attractor_fractions,
+    distinct_states,
+    nearest_target_distances,
+    relative_distances,
+)
 from ..ensemble import Ensemble
 from ..kinds import Split
 
@@ -48,46 +54,39 @@ def evaluate(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> tup
 @torch.no_grad()
 def attractor_report(model: nn.Module, data: Split, batch_size: int = EVAL_BATCH) -> dict | None:
     """Where the deciding states end, for models with planted targets that report it
-    (``attractor_distances``): medians of the initial and final distance to the nearest target,
-    the fraction of final states within 10% of the targets' separation, and that separation; for
-    models that also give their end states (``end_states``, ``attractor_targets``) the three
-    numbers of :mod:`wcbook.attractors`. None for models without targets."""
-    if len(data) == 0:
+    (``deciding_pair``): medians of the initial and final distance to the nearest target,
+    the fraction of final states within 10% of the targets' separation, and that separation,
+    and the three numbers of :mod:`wcbook.attractors`, from one integration per batch. None for
+    models without targets."""
+    if len(data) == 0 or not hasattr(model, "deciding_pair"):
         return None
     was_training = model.training
     model.eval()
-    batches = [
-        (data.images[start : start + batch_size], data.labels[start : start + batch_size])
-        for start in range(0, len(data), batch_size)
-    ]
-    pairs = [model.attractor_distances(images) for images, _ in batches]
-    ends = _end_states(model, batches) if pairs[0] is not None else {}
+    pairs = [model.deciding_pair(data.images[start : start + batch_size])
+             for start in range(0, len(data), batch_size)]
     model.train(was_training)
     if pairs[0] is None:
         return None
     initial, final = (torch.cat([p[i] for p in pairs]) for i in (0, 1))
+    targets = model.attractor_targets
+    initial_d, final_d = nearest_target_distances((initial, final), targets)
     separation = model.target_separation()
     return {
         "n": len(final),
-        "initial_median": float(initial.median()),
-        "final_median": float(final.median()),
-        "final_within_10pct": float((final < 0.1 * separation).float().mean()),
+        "initial_median": float(initial_d.median()),
+        "final_median": float(final_d.median()),
+        "final_within_10pct": float((final_d < 0.1 * separation).float().mean()),
         "target_separation": separation,
-        **ends,
+        **_end_states(model, final, data.labels),
     }
 
 
-def _end_states(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict:
+def _end_states(model: nn.Module, states: torch.Tensor, labels: torch.Tensor) -> dict:
     """attractor_fraction, attractor_fraction_correct and distinct_end_states of the model's
     end states (:mod:`wcbook.attractors`), and for the first :data:`SAMPLE` test inputs the
-    relative distances of their end states to every target, their labels and predictions;
-    empty for a model that does not give them."""
-    if not hasattr(model, "end_states"):
-        return {}
-    ends = [model.end_states(images) for images, _ in batches]
-    states = torch.cat([end.cpu() for end in ends])
-    predicted = torch.cat([model.classify(end).cpu() for end in ends])
-    labels = torch.cat([labels.cpu() for _, labels in batches])
+    relative distances of their end states to every target, their labels and predictions."""
+    predicted = model.classify(states).cpu()
+    states, labels = states.cpu(), labels.cpu()
     targets = model.attractor_targets.cpu()
     on_predicted, on_correct = attractor_fractions(states, predicted, labels, targets)
     sample = relative_distances(states[:SAMPLE], targets).float()
