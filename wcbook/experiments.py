@@ -42,6 +42,9 @@ __all__ = [
     "run_name",
     "data_caveat",
     "ENCODED_IDS",
+    "FLOWERS_ENCODERS",
+    "FLOWERS_STORED_SIZE",
+    "flowers_encoder_variant",
 ]
 
 ModelKind = Literal["wc", "mlp", "text", "encoded"]
@@ -817,6 +820,34 @@ _WC_IDS = ("mnist-scratch", "fashion-scratch")
 PLANTED_LR = 1e-4
 _TEXT_COUPLING = WCParams(coupling_scale="linear")
 
+#: The larger encoders the flowers experiment has a variant for (``lite<k>-<side>``, the encoder at
+#: the side it was trained at): the one whose linear probe on the whole split scored best
+#: (records in probes/flowers-transfer, chapter 8).
+FLOWERS_ENCODERS = ("efficientnet-lite2",)
+
+
+def flowers_encoder_variant(encoder: str) -> Variant:
+    """The variant that runs flowers-transfer and its softmax twin with ``encoder`` (an
+    EfficientNet-Lite, frozen, ImageNet weights) at its native side, the 128 px images upsampled."""
+    from .encoders import LITE_SPECS
+
+    side = LITE_SPECS[encoder].native_size
+    title = "EfficientNet-Lite" + encoder.rsplit("lite", 1)[1]
+    return Variant(
+        name=f"{encoder.removeprefix('efficientnet-')}-{side}",
+        description=(
+            f"the flowers experiment with a frozen ImageNet {title} (PyPI package "
+            f"{LITE_SPECS[encoder].package}) at its native {side} x {side} in place of Lite0 at "
+            f"128: the 128 px images upsampled; still the substitute data and encoder"
+        ),
+        overrides={
+            k: {"image_size": side,
+                "encoder_options": {**EXPERIMENTS[k].encoder_options, "encoder": encoder}}
+            for k in ("flowers-transfer", "flowers-transfer-softmax")
+        },
+    )
+
+
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
@@ -902,6 +933,7 @@ VARIANTS: dict[str, Variant] = {
                 } for k in ("flowers-transfer", "flowers-transfer-softmax")},
             },
         ),
+        *(flowers_encoder_variant(encoder) for encoder in FLOWERS_ENCODERS),
         Variant(
             name="code-stage2",
             description=(
