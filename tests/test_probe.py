@@ -69,3 +69,20 @@ def test_probe_main_native_side_writes_the_record(monkeypatch, tmp_path):
     assert probe.load_probe("flowers-transfer", 260, tmp_path / "probes", "efficientnet-lite2")
     with pytest.raises(SystemExit):
         probe.main(["flowers-transfer", "--encoder", "vgg16", "--native", "--out", str(tmp_path)])
+
+
+def test_probe_frame_has_one_row_per_record_and_the_paper_beside_it():
+    def record(encoder, size, accuracy, **extra):
+        return {"encoder": encoder, "image_size": size, "stored_image_size": 128, "n_features": 1280,
+                "metrics": {"test_accuracy": accuracy, "train_accuracy": 0.9, "weight_decay": 0.1},
+                **extra}
+
+    table = probe.probe_frame(
+        [record("efficientnet-lite0", 128, 0.7326),
+         record("efficientnet-lite2", 260, 0.8, encoder_native_size=260, extract_time_s=700.4)],
+        0.8485)
+    assert list(table.columns) == list(probe.PROBE_COLUMNS) and len(table) == 2
+    first, second = table.to_dict("records")
+    assert (first["trained at (px)"], first["upsampled"], first["features took (s)"]) == (224, "no", "-")
+    assert (second["upsampled"], second["probe test (%)"], second["features took (s)"]) == ("yes", "80.00", "700")
+    assert first["paper (%)"] == second["paper (%)"] == "84.85"

@@ -29,7 +29,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -40,7 +40,13 @@ from .experiments import ExperimentConfig, data_caveat, get_experiment
 from .folders import add_output_arguments, user_home
 from .training.provenance import environment, git_commit
 
-__all__ = ["probe_ceiling", "probe_path", "probed_config", "load_probe", "load_probes", "main"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PROBE_COLUMNS", "probe_ceiling", "probe_path", "probed_config", "load_probe", "load_probes",
+    "probe_frame", "main",
+]
 
 #: Folder of the committed probe records, beside ``results/``.
 PROBES = "probes"
@@ -156,6 +162,43 @@ def load_probes(experiment: str, root: str | Path = PROBES) -> list[dict]:
     """Every probe record of ``experiment`` under ``root``, by encoder name, then side."""
     records = [json.loads(p.read_text()) for p in (Path(root) / experiment).glob("*-size*.json")]
     return sorted(records, key=lambda r: (r["encoder"], r["image_size"]))
+
+
+#: Columns of :func:`probe_frame`.
+PROBE_COLUMNS = (
+    "encoder", "input (px)", "trained at (px)", "upsampled", "features", "probe test (%)",
+    "probe train (%)", "weight decay", "features took (s)", "paper (%)",
+)
+
+
+def probe_frame(records: Sequence[dict], paper_accuracy: float | None = None) -> "pd.DataFrame":
+    """The probe ceilings as a table (:data:`PROBE_COLUMNS`), one row per record in the given
+    order: the encoder, the side the images were given at and the side the encoder was trained
+    at, whether the stored images were upsampled, the feature width, the best probe's test and
+    train accuracy in percent and its weight decay, the seconds the feature extraction took
+    ("-" for a record made before it was recorded), and ``paper_accuracy`` (a fraction, shown in
+    percent) beside every row."""
+    from .tables import frame
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}"
+
+    rows = [
+        (
+            r["encoder"],
+            r["image_size"],
+            r.get("encoder_native_size") or _native_size(r["encoder"]) or "-",
+            "yes" if r["image_size"] > r["stored_image_size"] else "no",
+            r["n_features"],
+            percent(r["metrics"]["test_accuracy"]),
+            percent(r["metrics"]["train_accuracy"]),
+            f"{r['metrics']['weight_decay']:g}",
+            f"{r['extract_time_s']:.0f}" if "extract_time_s" in r else "-",
+            percent(paper_accuracy),
+        )
+        for r in records
+    ]
+    return frame(rows, PROBE_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
