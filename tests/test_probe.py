@@ -13,8 +13,8 @@ from wcbook import probe
 def test_probe_record_picks_the_best_weight_decay_and_has_provenance(monkeypatch, tmp_path):
     gen = torch.Generator().manual_seed(0)
 
-    def features(config, split):
-        assert config.side == 64
+    def features(config, split, device):
+        assert config.side == 64 and device.type == "cpu"
         n = 120 if split == "train" else 60
         labels = torch.arange(n) % 5
         x = torch.randn(n, 8, generator=gen, dtype=torch.float64) + 3.0 * torch.nn.functional.one_hot(labels, 8)
@@ -42,7 +42,7 @@ def test_probe_record_picks_the_best_weight_decay_and_has_provenance(monkeypatch
 def test_probe_of_another_encoder_is_upsampled_and_named_so(monkeypatch, tmp_path):
     seen = []
 
-    def features(config, split):
+    def features(config, split, device):
         seen.append((config.encoder_option("encoder"), config.side))
         labels = torch.arange(40) % 5
         return torch.nn.functional.one_hot(labels, 6).double(), labels
@@ -59,7 +59,8 @@ def test_probe_of_another_encoder_is_upsampled_and_named_so(monkeypatch, tmp_pat
 
 
 def test_probe_main_native_side_writes_the_record(monkeypatch, tmp_path):
-    def fake(experiment, size, *, encoder=None):
+    def fake(experiment, size, *, encoder=None, device="cpu"):
+        assert device == "cpu"
         return {"encoder": encoder, "image_size": size, "extract_time_s": 1.0, "wall_time_s": 2.0,
                 "metrics": {"weight_decay": 0.1, "train_accuracy": 1.0, "test_accuracy": 0.5}}
 

@@ -69,8 +69,11 @@ def probed_config(experiment: str, image_size: int, encoder: str | None = None) 
     return dataclasses.replace(config, image_size=image_size, encoder_options=options)
 
 
-def _features(config: ExperimentConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen encoder's features of every image of ``split`` at the config's side."""
+def _features(
+    config: ExperimentConfig, split: str, device: torch.device = torch.device("cpu")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen encoder's features of every image of ``split`` at the config's side, computed
+    on ``device`` a chunk of images at a time, returned on the CPU."""
     encoder = build_encoder(
         config.encoder_option("encoder"),
         in_channels=config.in_channels,
@@ -78,9 +81,13 @@ def _features(config: ExperimentConfig, split: str) -> tuple[torch.Tensor, torch
         pretrained=config.encoder_option("pretrained"),
         frozen=True,
         seed=0,
-    )
+    ).to(device)
     images, labels = load_color_images(config.dataset, split, size=config.side)
-    return extract_features(encoder, images, batch_size=64), labels
+    chunks = [
+        extract_features(encoder, images[i : i + 1024].to(device), batch_size=64).cpu()
+        for i in range(0, len(images), 1024)
+    ]
+    return torch.cat(chunks), labels
 
 
 #: Weight decays of the probe's logistic regression (on standardised features).
@@ -99,6 +106,7 @@ def probe_ceiling(
     encoder: str | None = None,
     weight_decays: Sequence[float] = WEIGHT_DECAYS,
     iterations: int = 200,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """A linear probe on the frozen encoder of ``experiment`` (a colour-image encoder
     experiment with a pretrained, frozen encoder; ``encoder`` replaces it by another), trained on
@@ -106,15 +114,17 @@ def probe_ceiling(
     once per weight decay; the record with provenance. ``metrics`` holds the best test accuracy
     over the weight decays (chosen on the test split itself, so an optimistic ceiling) and the
     train accuracy of that probe; ``by_weight_decay`` every probe; ``extract_time_s`` the
-    seconds spent turning images into features (both splits, decoding included)."""
+    seconds spent turning images into features (both splits, decoding included) on ``device``
+    (the probe itself is fitted on the CPU)."""
     config = probed_config(experiment, image_size, encoder)
     if config.model != "encoded" or not config.encoder_option("frozen"):
         raise ValueError(f"{experiment} has no frozen encoder to probe")
     stored = get_experiment(experiment).side
     tick = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    train_x, train_y = _features(config, "train")
-    test_x, test_y = _features(config, "test")
+    device = torch.device(device)
+    train_x, train_y = _features(config, "train", device)
+    test_x, test_y = _features(config, "test", device)
     extracted = time.perf_counter() - tick
     probes = [
         (decay, *linear_probe(train_x, train_y, test_x, test_y, weight_decay=decay,
@@ -143,7 +153,7 @@ def probe_ceiling(
         "started_utc": started,
         "extract_time_s": round(extracted, 1),
         "wall_time_s": round(time.perf_counter() - tick, 1),
-        **environment(torch.device("cpu"), None, 1),
+        **environment(device, None, 1),
         "commit": commit,
         "dirty": dirty,
     }
@@ -210,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sides.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sides")
     sides.add_argument("--native", action="store_true",
                        help="the side the EfficientNet-Lite model was trained at")
+    parser.add_argument("--device", default="cpu", help="where the features are computed (cpu, cuda)")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     encoder = args.encoder or get_experiment(args.experiment).encoder_option("encoder")
@@ -218,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [_native_size(encoder)] if args.native else args.sizes
     root = Path(PROBES) if args.publish else Path(args.out or user_home()) / PROBES
     for size in sizes:
-        record = probe_ceiling(args.experiment, size, encoder=encoder)
+        record = probe_ceiling(args.experiment, size, encoder=encoder, device=args.device)
         path = probe_path(args.experiment, size, root, encoder)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
