@@ -1,6 +1,6 @@
 """The runs of the appendices: the record ids, and a training call whose failure is a result.
 
-Record ids (issue 6): the scaling grid ``scaling-mnist-<N>`` / ``scaling-fashion-<N>`` (App. D),
+Record ids: the scaling grid ``scaling-mnist-<N>`` / ``scaling-fashion-<N>`` (App. D),
 the ablations ``ablation-unstable``, ``ablation-learned-planted``, ``ablation-not-in-kernel``
 (App. E) and the text-versus-code variants of ``mnist-scratch`` (``variant-<name>``, stored as
 ``results/mnist-scratch+<name>/``).
