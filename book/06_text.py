@@ -54,7 +54,8 @@ from wcbook.experiments import (
     get_experiment,
     resolve,
 )
-from wcbook.results import load_records, mean_sem
+from wcbook.plots import seed_strip
+from wcbook.results import load_records, mean_sem, seed_frame, spread_frame
 from wcbook.tables import frame, styled
 from wcbook.text import load_encoder, load_imdb, tokenize
 
@@ -229,11 +230,8 @@ print("devices:", sorted({r["device"] for r in candidate_records}))
 print("commits:", sorted({r["commit"][:8] for r in candidate_records}))
 
 # %% [markdown]
-# The candidate records were made before a correction of the learning-rate schedule: in a design
-# with a stage 1 the warm-up and decay were sized for stage 2's two epochs, so the third stage-1
-# epoch ran at a rate decayed to zero. Every stage-1 candidate shares this; the design the
-# registry now holds gets a schedule per stage. The cell below reads off which changes lifted the
-# Wilson-Cowan head above chance (by more than 5 points, mean over seeds) and which left it there.
+# The cell below reads off which changes lifted the Wilson-Cowan head above chance (by more than
+# 5 points, mean over seeds) and which left it there.
 
 # %%
 accuracy_of = {run: mean_sem([r["metrics"]["test_accuracy"] for r in group])[0]
@@ -311,8 +309,8 @@ print("axis: at least 80% of the final states on the predicted class's target:",
 # * **Straddling the unstable state** ($x(0) = 2x_u h$) lets gradients through: two of three
 #   seeds learn, and all three when the inhibitory population starts at $y^*$ (`straddle-rest`),
 #   which puts the threshold exactly at $x_u$ (measured below). The **constant drive** learns too,
-#   and so do the **stage 1** variants, which start the dynamics from a fitted $x(0)$ (stage 2
-#   lost that fit on one seed of `stage1-mse`). But in all of them the final states scatter over
+#   and so do the **stage 1** variants, which start the dynamics from a fitted $x(0)$ and keep
+#   its accuracy through stage 2 (column "stage 1"). But in all of them the final states scatter over
 #   hundreds of distinct states and only a small fraction lie on a target: the class is read from
 #   which target is nearer, node-by-node noise included. The attractors do not decide.
 # * **The Wilson-Cowan learning rate and the horizon** do not change that (rows
@@ -336,6 +334,42 @@ print("axis: at least 80% of the final states on the predicted class's target:",
 # `imdb-wc` now uses this design (`start="axis"`, `inhibitory="rest"`, a stage 1 of 3 epochs with
 # the distance loss, `stage2_lr_factor=0.01`); the paper's head is the variant `paper-literal`.
 # Whether it reaches Table 5's accuracy with the fine-tuned encoder is for the `paper` runs below.
+
+# %% [markdown]
+# ### The three arms on the same frozen features, over seeds
+#
+# The same comparison as Table 5, at this frozen-encoder profile (2,000 training and 1,000 test
+# reviews through the frozen MiniLM, CPU; not the paper's scale): the linear unit, the distance
+# head and the Wilson-Cowan head with the axis design, each over every seed on record. One panel
+# per arm and metric; each dot is a seed.
+
+# %%
+arms = {"imdb-encoder": "imdb-encoder+frozen", "imdb-distance-head": "imdb-distance-head+frozen",
+        "imdb-wc (axis)": "imdb-wc+frozen-axis"}
+arm_seeds = {arm: seed_frame(groups.get(run, []), ("test_accuracy", "attractor_fraction"))
+             for arm, run in arms.items()}
+spread = frame(
+    ([arm, *row] for arm, seeds in arm_seeds.items()
+     for row in spread_frame(seeds, ["test_accuracy", "attractor_fraction"]).itertuples(index=False)
+     if seeds[row[0]].notna().any()),
+    ("arm", "metric", "seeds", "mean ± std", "min", "max"),
+)
+display(styled(spread, "imdb-frozen-arms", numeric=["seeds", "mean ± std", "min", "max"],
+               caption="The three arms on the frozen encoder (profile smoke-frozen, CPU): spread "
+                       "over seeds"))
+panels = {f"{arm}\ntest accuracy": seeds["test_accuracy"] for arm, seeds in arm_seeds.items()}
+panels["imdb-wc (axis)\nattractor fraction"] = arm_seeds["imdb-wc (axis)"]["attractor_fraction"]
+fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.4))
+seed_strip({name: values.tolist() for name, values in panels.items()},
+           arm_seeds["imdb-encoder"]["seed"].tolist(), axes=axes,
+           reference={name: 0.5 for name in panels if "accuracy" in name})
+for ax in axes[:3]:
+    ax.set_ylim(0.45, 0.85)
+axes[3].set_ylim(0, 1.05)
+fig.suptitle("IMDB arms, frozen MiniLM, profile smoke-frozen, every seed on record "
+             "(dotted: chance)", fontsize=9)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # Why is learning through the dynamics so hard? A single node (no coupling) already shows it: by
