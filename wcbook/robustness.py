@@ -101,6 +101,8 @@ NOISE_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5)
 OCCLUSION_SIDES_28 = (0, 4, 8, 12, 16)
 _LABEL_NOTES = {
     "midscale": "midscale profile: 14 x 14 images, 20 epochs; not the paper's scale",
+    "midscale-encoded": "midscale-encoded profile: 28 x 28 images, stage 1 for 1 epoch and "
+                        "stage 2 for 5; not the paper's scale",
     "paper": "paper profile: 28 x 28 images, the paper's epochs",
 }
 
