@@ -219,6 +219,7 @@ def test_a_model_over_3_mib_is_attacked_whole_from_the_working_folder(synthetic_
     run_id, profile = "mnist-cnn-softmax", "smoke-encoded"
     config = rb.run_config(run_id, profile)
     model = config.build_model(0)
+    model.stage = 2  # a finished run's model; the registry builds it in stage 1
     assert model_bytes(model) > MAX_WEIGHTS_BYTES
     folder = rb.export_for_attack(model, run_id, profile, 0, Path("models"), how="test",
                                   publish=True)
@@ -234,9 +235,13 @@ def test_a_model_over_3_mib_is_attacked_whole_from_the_working_folder(synthetic_
     assert results["noise"]["accuracy"][0] == results["clean"]["accuracy"]
     assert results["occlusion"]["side"] == [0, 4, 8, 12, 16]
     assert results["horizon"] is None and len(results["min_eps"]["values"]) == 10
-    wrapped = rb.on_pixels(model.eval(), config)
+    loaded, _ = rb.load_weights(run_id, profile, 0, folder)
+    assert loaded.stage == 2
+    wrapped = rb.on_pixels(loaded, config)
     images = torch.rand(3, 28 * 28)
-    assert torch.equal(wrapped(images), model(images.reshape(3, 1, 28, 28)))
+    with torch.no_grad():
+        assert wrapped(images).shape == (3, 10)
+        assert torch.equal(wrapped(images), model.eval()(images.reshape(3, 1, 28, 28)))
 
 
 def test_an_encoder_in_front_of_the_dynamics_is_not_attacked_from_its_committed_part(

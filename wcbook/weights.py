@@ -119,6 +119,7 @@ def export_weights(
     note = {
         "experiment": config.id, "variant": config.variant, "profile": profile, "seed": seed,
         "commit": commit, "dirty": dirty, "how": how, "part": part,
+        "stage": getattr(model, "stage", None),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "training": dict(training or {}), "config": config.to_dict(),
     }
@@ -152,7 +153,16 @@ def load_weights(
         raise ValueError(f"{path} holds tensors the model has not: {sorted(unknown)[:3]}")
     state.update({k: v.to(state[k].dtype) for k, v in saved.items()})
     model.load_state_dict(state)
+    _set_stage(model, json.loads(note.read_text()).get("stage") if note.exists() else None, config)
     return model.eval(), config
+
+
+def _set_stage(model: nn.Module, stage: int | None, config: ExperimentConfig) -> None:
+    """Put a model with training stages (an encoder model, built in stage 1) in ``stage``, by
+    default the last of ``config``: the exported model is a finished run's."""
+    if hasattr(model, "stage"):
+        last = config.stages[-1][0]
+        model.stage = stage if stage is not None else last
 
 
 @dataclass(frozen=True)
