@@ -21,8 +21,10 @@
 #
 # Only `paper`-profile rows are comparable with the paper; the `smoke*` rows are small CPU runs
 # that check the machinery, and the `midscale` rows CPU runs at 14 x 14 on the whole training set,
-# long enough to compare the ablations and variants with each other but not with the paper (each
-# profile is described in `wcbook.experiments.PROFILES`). Where our
+# long enough to compare the ablations and variants with each other but not with the paper; the
+# `midscale-encoded` rows are the CNN softmax twins at 28 x 28 on the whole training set with a cut
+# schedule (1 + 5 epochs), trained for the robustness appendix (each profile is described in
+# `wcbook.experiments.PROFILES`). Where our
 # data or encoder differ from the paper's, the provenance list below says so next to the record
 # (`caveat`).
 

@@ -209,3 +209,10 @@ def test_certify_reads_and_writes_the_working_folder(tmp_path, capsys):
 )
 def test_every_writer_takes_out_or_publish(args, folder):
     assert folders_from_args(cli.build_parser().parse_args(args)).benchmarks == folder
+
+
+def test_the_robustness_subcommand_reaches_its_handler(tmp_path, capsys):
+    # its positional argument is called run, which once shadowed the subcommand's handler
+    assert cli.main(["robustness", "mnist-mlp", "--profile", "smoke", "--models-dir",
+                     str(tmp_path)]) == 2
+    assert "no exported weights" in capsys.readouterr().err

@@ -70,6 +70,8 @@ def test_profiles_scale_both_stages_and_keep_the_image_size():
     assert config.stages == ((1, 2, 10), (2, 2, 200)) and config.image_size == 32
     assert resolve(EXPERIMENTS["mnist-cnn"], "smoke").image_size == 28
     assert config.total_epochs == 4
+    midscale = resolve(EXPERIMENTS["mnist-cnn-softmax"], PROFILES["midscale-encoded"])
+    assert midscale.stages == ((1, 1, 10), (2, 5, 200)) and midscale.image_size == 28
 
 
 def test_bad_encoder_options_are_refused():

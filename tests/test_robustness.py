@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from wcbook import robustness as rb
+from wcbook.encoded import EncodedSoftmax
+from wcbook.encoders import DenseHead
+from wcbook.folders import HOME_ENV, published
 from wcbook.models import MLPClassifier, WilsonCowanClassifier
+from wcbook.weights import MAX_WEIGHTS_BYTES, model_bytes
 
 SIDE = 4
 
@@ -25,23 +30,34 @@ def _two_class_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images.clamp(0, 1).reshape(n, -1), labels
 
 
-def _fit(model: torch.nn.Module, lr: float, steps: int) -> torch.nn.Module:
+def _fit(model: torch.nn.Module, lr: float, steps: int, loss=None) -> torch.nn.Module:
     images, labels = _two_class_data(200, seed=1)
+    loss = model.loss if loss is None else loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
-        model.loss(model(images), labels).backward()
+        loss(model(images), labels).backward()
         optimizer.step()
     return model.eval()
 
 
+def _tiny_cnn() -> EncodedSoftmax:
+    """An encoder model on 1 x 4 x 4 images: one 3 x 3 convolution, a 16-wide head, softmax."""
+    encoder = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Flatten())
+    return EncodedSoftmax(encoder, DenseHead(4 * SIDE * SIDE, (16,), seed=0), 2, seed=0)
+
+
 @pytest.fixture(scope="module")
 def tiny_models() -> dict[str, torch.nn.Module]:
-    """A tiny MLP and a tiny Wilson-Cowan network (N = 16, K = 2), trained on the two classes."""
+    """A tiny MLP, a tiny Wilson-Cowan network (N = 16, K = 2) and a tiny encoder model with a
+    softmax readout (seen on flattened pixels), trained on the two classes."""
     torch.manual_seed(0)
     mlp = _fit(MLPClassifier(SIDE * SIDE, 2, hidden=16, seed=0), lr=0.05, steps=40)
     wc = WilsonCowanClassifier(SIDE * SIDE, 2, T_train=1.0, T_eval=2.0, seed=0)
-    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=30)}
+    cnn = _tiny_cnn()
+    cnn = _fit(rb.PixelInput(cnn, (1, SIDE, SIDE)), lr=0.05, steps=40, loss=cnn.loss)
+    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=30), "cnn": cnn}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +65,7 @@ def test_data() -> tuple[torch.Tensor, torch.Tensor]:
     return _two_class_data(100, seed=2)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "wc"])
+@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn"])
 def test_attacks_strictly_lower_the_accuracy(tiny_models, test_data, kind):
     model, (images, labels) = tiny_models[kind], test_data
     clean = rb.accuracy(model, images, labels)
@@ -62,7 +78,7 @@ def test_attacks_strictly_lower_the_accuracy(tiny_models, test_data, kind):
     assert 1 - fooled.double().mean().item() < clean
 
 
-@pytest.mark.parametrize("kind", ["mlp", "wc"])
+@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn"])
 def test_zero_noise_and_zero_patch_give_the_clean_accuracy(tiny_models, test_data, kind):
     model, (images, labels) = tiny_models[kind], test_data
     g = torch.Generator().manual_seed(0)
@@ -175,6 +191,7 @@ def test_settings_refuse_an_unknown_gradient():
 def test_command_writes_the_working_folder_unless_published(synthetic_env, tmp_path,
                                                              monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     config = rb.run_config("mnist-mlp", "smoke")
     out = tmp_path / "mine"
     rb.export_weights(config.build_model(0), "mnist-mlp", "smoke", 0, how="test",
@@ -193,3 +210,55 @@ def test_command_writes_the_working_folder_unless_published(synthetic_env, tmp_p
                       models_dir=tmp_path / "models")
     assert rb.run(args) == 0
     assert (tmp_path / "robustness" / "mnist-mlp" / "smoke" / "seed0.json").exists()
+
+
+def test_a_model_over_3_mib_is_attacked_whole_from_the_working_folder(synthetic_env, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    run_id, profile = "mnist-cnn-softmax", "smoke-encoded"
+    config = rb.run_config(run_id, profile)
+    model = config.build_model(0)
+    model.stage = 2  # a finished run's model; the registry builds it in stage 1
+    assert model_bytes(model) > MAX_WEIGHTS_BYTES
+    folder = rb.export_for_attack(model, run_id, profile, 0, Path("models"), how="test",
+                                  publish=True)
+    assert folder == tmp_path / "home" / "models"
+    assert not Path("models").exists()  # no Wilson-Cowan part: nothing may be committed
+    assert rb.models_folder(run_id, profile, 0, published()) == folder
+    record = rb.evaluate_run(run_id, profile, 0, settings=TINY, models_dir=folder,
+                             results_dir=tmp_path / "out")
+    assert rb.load_record(run_id, profile, 0, tmp_path / "out") == record
+    assert record["model"] == "encoded" and record["weights"]["committed"] is False
+    assert record["weights"]["bytes"] > MAX_WEIGHTS_BYTES
+    results = record["results"]
+    assert results["noise"]["accuracy"][0] == results["clean"]["accuracy"]
+    assert results["occlusion"]["side"] == [0, 4, 8, 12, 16]
+    assert results["horizon"] is None and len(results["min_eps"]["values"]) == 10
+    loaded, _ = rb.load_weights(run_id, profile, 0, folder)
+    assert loaded.stage == 2
+    wrapped = rb.on_pixels(loaded, config)
+    images = torch.rand(3, 28 * 28)
+    with torch.no_grad():
+        assert wrapped(images).shape == (3, 10)
+        assert torch.equal(wrapped(images), model.eval()(images.reshape(3, 1, 28, 28)))
+
+
+def test_an_encoder_in_front_of_the_dynamics_is_not_attacked_from_its_committed_part(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    run_id, profile = "mnist-cnn", "smoke-encoded"
+    config = rb.run_config(run_id, profile)
+    model = config.build_model(0)
+    folder = rb.export_for_attack(model, run_id, profile, 0, Path("models"), how="test",
+                                  publish=True)
+    committed = rb.weights_path(run_id, profile, 0, "models")
+    assert json.loads(committed.with_suffix(".json").read_text())["part"] == "dynamics"
+    assert committed.stat().st_size <= MAX_WEIGHTS_BYTES
+    assert rb.models_folder(run_id, profile, 0, published()) == folder
+    with pytest.raises(ValueError, match="dynamics part only"):
+        rb.evaluate_run(run_id, profile, 0, settings=TINY, models_dir=Path("models"),
+                        results_dir=None)
+    with pytest.raises(ValueError, match="not evaluated yet"):
+        rb.on_pixels(model, config)

@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in SUBCOMMANDS:
         sub_parser = commands.add_parser(sub.name, help=sub.help, description=sub.help)
         sub.add_arguments(sub_parser)
-        sub_parser.set_defaults(run=sub.run, parser=sub_parser)
+        sub_parser.set_defaults(handler=sub.run, parser=sub_parser)  # not "run": a positional
     return parser
 
 
@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (bad arguments exit with 2)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except UsageError as exc:
         args.parser.error(str(exc))
 

@@ -50,9 +50,16 @@ from torch import nn
 
 from .data import flatten_images, load_images
 from .experiments import NATIVE_SIZE, ExperimentConfig, get_profile
-from .folders import Folders, add_output_arguments, folders_from_args, published
+from .folders import Folders, add_output_arguments, folders_from_args, published, working
 from .training import Split, device_name, git_commit, load_trained
-from .weights import export_weights, load_weights, run_config, weights_path
+from .weights import (
+    MAX_WEIGHTS_BYTES,
+    export_weights,
+    load_weights,
+    model_bytes,
+    run_config,
+    weights_path,
+)
 
 __all__ = [
     "NOISE_SIGMAS",
@@ -78,9 +85,12 @@ __all__ = [
     "load_test_split",
     "run_config",
     "class_logits",
+    "PixelInput",
+    "on_pixels",
     "accuracy_mask",
     "add_arguments",
     "models_folder",
+    "export_for_attack",
     "run",
 ]
 
@@ -91,6 +101,8 @@ NOISE_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5)
 OCCLUSION_SIDES_28 = (0, 4, 8, 12, 16)
 _LABEL_NOTES = {
     "midscale": "midscale profile: 14 x 14 images, 20 epochs; not the paper's scale",
+    "midscale-encoded": "midscale-encoded profile: 28 x 28 images, stage 1 for 1 epoch and "
+                        "stage 2 for 5; not the paper's scale",
     "paper": "paper profile: 28 x 28 images, the paper's epochs",
 }
 
@@ -204,6 +216,37 @@ def occlusion_sides(width: int, sides_28: Sequence[int] = OCCLUSION_SIDES_28) ->
 # ----------------------------------------------------------------------------------------------
 # Evaluation and attacks
 # ----------------------------------------------------------------------------------------------
+class PixelInput(nn.Module):
+    """A classifier on images ``(n, C, H, W)`` (an encoder model) seen as one on flattened pixels
+    ``(n, C H W)``, the form every perturbation here works on; its outputs are unchanged."""
+
+    def __init__(self, model: nn.Module, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.model = model
+        self.shape = tuple(shape)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's output on ``images`` reshaped to ``(n, *shape)``."""
+        return self.model(images.reshape(-1, *self.shape))
+
+
+def on_pixels(model: nn.Module, config: ExperimentConfig) -> nn.Module:
+    """``model`` ready for flattened pixels: an encoder model's softmax twin wrapped in
+    :class:`PixelInput` (one grey channel of ``config.side`` pixels a side), a network on pixels
+    unchanged. ValueError for an encoder in front of a Wilson-Cowan layer (whose initial state is
+    the head's output, not the image: not evaluated here yet) or for colour images."""
+    if config.model != "encoded":
+        return model
+    if _has_targets(model) or hasattr(model, "wc"):
+        raise ValueError(
+            f"{config.id}: the Wilson-Cowan layer behind an encoder is not evaluated yet "
+            "(only its softmax twin)"
+        )
+    if config.dataset not in ("mnist", "fashion"):
+        raise ValueError(f"{config.id}: only grey 28 x 28 images (MNIST, Fashion) are evaluated")
+    return PixelInput(model, (1, config.side, config.side))
+
+
 def _has_targets(model: nn.Module) -> bool:
     return hasattr(model, "distances") and hasattr(model, "T_eval")
 
@@ -604,6 +647,22 @@ def load_test_split(config: ExperimentConfig, n: int | None = None) -> Split:
     return Split(flatten_images(images[:n]), labels[:n])
 
 
+def _exported_part_of(weights: Path) -> str:
+    """The part an export saved (its note's ``part``: "model" or "dynamics"; "model" when the
+    note is missing or older than the field)."""
+    note = weights.with_suffix(".json")
+    return json.loads(note.read_text()).get("part", "model") if note.exists() else "model"
+
+
+def _weights_entry(weights: Path) -> dict[str, Any]:
+    """The record's account of the weights evaluated: path, checksum, size, and whether they sit
+    in the repository's committed ``models/`` (a model over 3 MiB never does)."""
+    resolved = weights.resolve()
+    committed = resolved.is_relative_to(published().models.resolve())
+    return {"path": weights.as_posix(), "sha256": _sha256(weights),
+            "bytes": weights.stat().st_size, "committed": committed}
+
+
 def evaluate_run(
     run_id: str,
     profile: str,
@@ -618,8 +677,15 @@ def evaluate_run(
     wall = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     commit, dirty = git_commit()  # the code as it starts: HEAD may move during a long run
-    model, config = load_weights(run_id, profile, seed, models_dir)
     weights = weights_path(run_id, profile, seed, models_dir)
+    part = _exported_part_of(weights)
+    if part != "model":
+        raise ValueError(
+            f"{weights} holds the {part} part only (an encoder rebuilt around it would be "
+            "untrained); export the whole model with --export-from"
+        )
+    model, config = load_weights(run_id, profile, seed, models_dir)
+    model = on_pixels(model, config)
     results = evaluate_model(model, config, load_test_split(config, settings.n_test), settings)
     record = {
         "schema": SCHEMA,
@@ -630,7 +696,7 @@ def evaluate_run(
         "seed": seed,
         "model": config.model,
         "scale": _LABEL_NOTES.get(profile, f"{profile} profile"),
-        "weights": {"path": weights.as_posix(), "sha256": _sha256(weights)},
+        "weights": _weights_entry(weights),
         "settings": settings.to_dict(),
         "results": results,
         "commit": commit,
@@ -748,11 +814,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def models_folder(run_id: str, profile: str, seed: int, folders: Folders) -> Path:
-    """Where to read a model's weights: the working folder's ``models/`` when it holds them,
-    else the repository's committed ``models/``."""
-    if weights_path(run_id, profile, seed, folders.models).exists():
-        return folders.models
-    return published().models
+    """Where to read a model's weights: the first of the command's ``models/``, the default
+    working folder's (where a model too large to commit is kept) and the repository's committed
+    ``models/`` that holds the whole model; else the first that holds any part of it (which
+    :func:`evaluate_run` refuses), else the committed one."""
+    candidates = [folders.models, working().models, published().models]
+    held = [d for d in candidates if weights_path(run_id, profile, seed, d).exists()]
+    whole = [d for d in held
+             if _exported_part_of(weights_path(run_id, profile, seed, d)) == "model"]
+    return (whole or held or [published().models])[0]
+
+
+def export_for_attack(
+    model: nn.Module, run_id: str, profile: str, seed: int, models_dir: Path, *, how: str,
+    publish: bool,
+) -> Path:
+    """Export ``model`` so that it can be evaluated whole; return the folder holding it.
+
+    A model within 3 MiB goes to ``models_dir``. A larger one goes whole (no size limit) to the
+    default working folder when ``models_dir`` is the committed ``models/`` (``publish``), else
+    to ``models_dir``; with ``publish`` its Wilson-Cowan part, if it has one, is still committed
+    to ``models_dir`` as :func:`export_weights` always does."""
+    if model_bytes(model) <= MAX_WEIGHTS_BYTES:
+        export_weights(model, run_id, profile, seed, models_dir=models_dir, how=how)
+        return models_dir
+    whole_dir = working().models if publish else models_dir
+    export_weights(model, run_id, profile, seed, models_dir=whole_dir, how=how, max_bytes=None)
+    print(f"note: {run_id} takes {model_bytes(model)} bytes, over the {MAX_WEIGHTS_BYTES} of a "
+          f"committed model; the whole model is kept in {whole_dir} (not committed)")
+    if publish:
+        with contextlib.suppress(ValueError):  # no Wilson-Cowan part: nothing to commit
+            export_weights(model, run_id, profile, seed, models_dir=models_dir, how=how)
+    return whole_dir
 
 
 def run(args: argparse.Namespace) -> int:
@@ -764,14 +857,17 @@ def run(args: argparse.Namespace) -> int:
     folders = folders_from_args(args)
     results_dir = args.results_dir or folders.robustness
     try:
+        models_dir = args.models_dir
         if args.export_from:
             experiment, variant = _split_run(args.run)
             model = load_trained(experiment, args.profile, args.seed, args.export_from,
                                  variant=variant)
-            export_weights(model, args.run, args.profile, args.seed,
-                           models_dir=args.models_dir or folders.models,
-                           how=f"wcbook.training.train, exported from {args.export_from}")
-        models_dir = args.models_dir or models_folder(args.run, args.profile, args.seed, folders)
+            models_dir = export_for_attack(
+                model, args.run, args.profile, args.seed, Path(models_dir or folders.models),
+                how=f"wcbook.training.train, exported from {args.export_from}",
+                publish=folders.publish and args.models_dir is None,
+            )
+        models_dir = models_dir or models_folder(args.run, args.profile, args.seed, folders)
         record = evaluate_run(args.run, args.profile, args.seed, settings=settings,
                               models_dir=models_dir, results_dir=results_dir)
     except (FileNotFoundError, ValueError) as error:

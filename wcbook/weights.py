@@ -7,6 +7,9 @@ their eigenvalues, gamma, the planted targets) of a model whose encoder is large
 :func:`export_weights` writes them as float32 ``.safetensors`` (at most 3 MiB) with a JSON note
 beside it saying how the model was made; :func:`load_weights` builds the experiment afresh and puts
 them back (an encoder in front of an exported Wilson-Cowan part keeps its fresh initialisation).
+A model that must be used whole although it exceeds 3 MiB (an encoder model under attack in
+:mod:`wcbook.robustness`) is exported with ``max_bytes=None`` into a working folder, never into
+the committed ``models/``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "export_weights",
     "figure_model",
     "load_weights",
+    "model_bytes",
     "run_config",
     "weights_path",
 ]
@@ -54,16 +58,29 @@ def weights_path(run_id: str, profile: str, seed: int, models_dir: str | Path = 
     return Path(models_dir) / run_id / profile / f"seed{seed}.safetensors"
 
 
-def _exported_part(model: nn.Module) -> tuple[str, dict[str, torch.Tensor]]:
-    """("model", the whole state) when it fits, else ("dynamics", the Wilson-Cowan part)."""
-    state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items()}
-    if sum(t.numel() * 4 for t in state.values()) <= MAX_WEIGHTS_BYTES:
+def _float32_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", torch.float32).contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Size of the whole of ``model``'s state as float32, as :func:`export_weights` saves it."""
+    return sum(t.numel() * 4 for t in _float32_state(model).values())
+
+
+def _exported_part(
+    model: nn.Module, max_bytes: int | None
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """("model", the whole state) when it fits ``max_bytes`` (None: no limit), else
+    ("dynamics", the Wilson-Cowan part)."""
+    state = _float32_state(model)
+    if max_bytes is None or sum(t.numel() * 4 for t in state.values()) <= max_bytes:
         return "model", state
     dynamics = {k: v for k, v in state.items() if k.startswith(_DYNAMICS_PREFIXES)}
     if not dynamics:
         raise ValueError(
-            f"{type(model).__name__} takes more than 3 MiB and has no Wilson-Cowan part to export"
+            f"{type(model).__name__} takes more than {max_bytes} bytes and has no Wilson-Cowan "
+            "part to export"
         )
     return "dynamics", dynamics
 
@@ -78,21 +95,23 @@ def export_weights(
     training: Mapping[str, Any] | None = None,
     models_dir: str | Path = "models",
     config: ExperimentConfig | None = None,
+    max_bytes: int | None = MAX_WEIGHTS_BYTES,
 ) -> Path:
-    """Save ``model`` (the whole of it when it fits in 3 MiB, else its Wilson-Cowan part) as
+    """Save ``model`` (the whole of it when it fits in ``max_bytes``, by default the 3 MiB of a
+    committed model, else its Wilson-Cowan part; None: the whole model, whatever its size) as
     :func:`weights_path` with a note beside it: run, profile, seed, ``how`` the weights were made,
     ``training`` (facts about the training run, such as its commit and test accuracy), the
     configuration (``config``, default the registered run under ``profile``), which part was saved
-    and a checksum. ValueError when even the Wilson-Cowan part exceeds :data:`MAX_WEIGHTS_BYTES`."""
+    and a checksum. ValueError when even the Wilson-Cowan part exceeds ``max_bytes``."""
     from safetensors.torch import save_file
 
     from .training import git_commit
 
     config = run_config(run_id, profile) if config is None else config
-    part, tensors = _exported_part(model)
+    part, tensors = _exported_part(model, max_bytes)
     size = sum(t.numel() * 4 for t in tensors.values())
-    if size > MAX_WEIGHTS_BYTES:
-        raise ValueError(f"{run_id}: {size} bytes of weights exceed {MAX_WEIGHTS_BYTES}")
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{run_id}: {size} bytes of weights exceed {max_bytes}")
     path = weights_path(run_id, profile, seed, models_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path))
@@ -100,6 +119,7 @@ def export_weights(
     note = {
         "experiment": config.id, "variant": config.variant, "profile": profile, "seed": seed,
         "commit": commit, "dirty": dirty, "how": how, "part": part,
+        "stage": getattr(model, "stage", None),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "training": dict(training or {}), "config": config.to_dict(),
     }
@@ -133,7 +153,16 @@ def load_weights(
         raise ValueError(f"{path} holds tensors the model has not: {sorted(unknown)[:3]}")
     state.update({k: v.to(state[k].dtype) for k, v in saved.items()})
     model.load_state_dict(state)
+    _set_stage(model, json.loads(note.read_text()).get("stage") if note.exists() else None, config)
     return model.eval(), config
+
+
+def _set_stage(model: nn.Module, stage: int | None, config: ExperimentConfig) -> None:
+    """Put a model with training stages (an encoder model, built in stage 1) in ``stage``, by
+    default the last of ``config``: the exported model is a finished run's."""
+    if hasattr(model, "stage"):
+        last = config.stages[-1][0]
+        model.stage = stage if stage is not None else last
 
 
 @dataclass(frozen=True)
