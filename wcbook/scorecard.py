@@ -53,8 +53,8 @@ PAPER_RUNS = 5
 #: Largest absolute gap, in combined standard errors, that still counts as reproduced.
 TOLERANCE = 2.0
 #: Profiles from the largest to the smallest, to say which smaller runs exist.
-_PROFILE_ORDER = ("paper", "midscale-encoded", "midscale", "smoke", "smoke-encoded", "smoke-transfer", "smoke-text",
-                  "smoke-scaling")
+_PROFILE_ORDER = ("paper", "midscale-encoded", "midscale", "smoke", "smoke-encoded",
+                  "smoke-transfer", "smoke-text", "smoke-scaling")
 
 #: Where each experiment family is discussed in the book (page names under book/).
 _CHAPTERS = (
