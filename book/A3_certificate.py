@@ -145,7 +145,7 @@ for name, xbar, color in (("xbar1", states.xbar1, "tab:blue"), ("xbar2", states.
             color=color, label=f"per mode at {name}")
 ax.axhline(0, color="grey", lw=0.6)
 ax.set(xlabel=r"$\mu_j$ of one trainable mode", ylabel="max Re of the spectrum", ylim=(-4, 4),
-       title="target 0 of a 100-node network")
+       title="WilsonCowanNetwork (N = 100, K = 10, seed 0, other mu at -1) at target 0")
 ax.legend(fontsize=8)
 plt.show()
 critical = {}

@@ -99,7 +99,8 @@ divergence = {lr: rounding_divergence(mnist, labels[:2000], steps=20, lr=lr) for
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for lr, values in divergence.items():
     ax.semilogy(range(len(values)), values, "o-", label=f"lr = {lr:g}")
-ax.set(xlabel="Adam step", ylabel="|loss_fast - loss_autograd| / loss", title="float64, N = 196")
+ax.set(xlabel="Adam step", ylabel="|loss_fast - loss_autograd| / loss",
+       title="WilsonCowanClassifier, seed 0, float64, N = 196 (first 2000 MNIST images, 14 x 14)")
 ax.legend()
 plt.show()
 

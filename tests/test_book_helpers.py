@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from wcbook.plots import seed_strip  # noqa: E402
-from wcbook.results import seed_frame, spread_frame  # noqa: E402
+from wcbook.plots import seed_strip, twin_seed_plot  # noqa: E402
+from wcbook.results import seed_frame, spread_frame, twin_seed_frame  # noqa: E402
 from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
 
 RECORDS = [
@@ -37,6 +37,28 @@ def test_seed_strip_draws_one_panel_per_metric():
     axes = seed_strip({m: table[m] for m in ("test_accuracy", "gamma")}, table["seed"].tolist(),
                       reference={"test_accuracy": 0.1})
     assert [ax.get_title() for ax in axes] == ["test_accuracy", "gamma"]
+
+
+WC_RUNS = [
+    {"seed": 1, "metrics": {"stage1_test_accuracy": 0.5, "test_accuracy": 0.4, "gamma": 0.26}},
+    {"seed": 0, "metrics": {"stage1_test_accuracy": 0.6, "test_accuracy": 0.7, "gamma": 0.25}},
+]
+TWINS = [{"seed": 0, "metrics": {"test_accuracy": 0.8}}, {"seed": 1, "metrics": {"test_accuracy": 0.9}}]
+
+
+def test_twin_seed_frame_pairs_each_seed_with_its_twin():
+    table = twin_seed_frame(WC_RUNS, TWINS)
+    assert table["seed"].tolist() == [0, 1]
+    assert table["twin_test_accuracy"].tolist() == [0.8, 0.9]
+    assert [round(v, 6) for v in table["stage2_gain"]] == [0.1, -0.1]
+
+
+def test_twin_seed_plot_names_its_panels_and_title():
+    fig = twin_seed_plot(twin_seed_frame(WC_RUNS, TWINS), 0.1, "mnist-cnn, profile p, seeds [0, 1]")
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_xticklabels()][1] == "Wilson-Cowan\nafter stage 2"
+    assert right.get_title() == "learned gamma"
+    assert fig._suptitle.get_text() == "mnist-cnn, profile p, seeds [0, 1]"
 
 
 def test_figure_model_falls_back_without_paper_weights(tmp_path):

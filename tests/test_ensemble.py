@@ -181,3 +181,30 @@ def test_the_training_path_has_short_functions_and_names_no_kind(path):
             assert not isinstance(node.value, ast.Name) or node.value.id != "config", (
                 f"{path.name}:{node.lineno} reads config.model"
             )
+
+
+def test_a_cpu_ensemble_of_large_networks_trains_with_two_threads():
+    """Batched LU factorisations of matrices above about 150 rows hang on a CPU with more than
+    one thread (pytorch/pytorch#142815); the coupling's solve avoids them. In a subprocess, so
+    that a hang fails the test instead of stopping the suite."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from wcbook.ensemble import Ensemble\n"
+        "from wcbook.models import WilsonCowanClassifier\n"
+        "torch.set_num_threads(2)\n"
+        "members = [WilsonCowanClassifier(400, 10, seed=s, T_train=0.3) for s in (0, 1, 2)]\n"
+        "ensemble = Ensemble(members)\n"
+        "x = ensemble(torch.rand(3, 4, 400))\n"
+        "x.square().sum().backward()\n"
+        "assert torch.get_num_threads() == 2\n"
+        "grads = [p.grad for p in ensemble.parameters() if p.grad is not None]\n"
+        "assert grads and all(torch.isfinite(g).all() for g in grads)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=Path(wcbook.__file__).parent.parent)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stdout + done.stderr
+    assert "SLASWP" not in done.stdout + done.stderr

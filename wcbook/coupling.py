@@ -70,6 +70,25 @@ def orthonormal_completion(basis: torch.Tensor, generator: torch.Generator | Non
 PLANTED_INITS = ("random", "span")
 
 
+def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The solution of ``a x = b`` (``torch.linalg.solve_ex``, no check for a singular ``a``).
+
+    On the CPU a batched solve (an ensemble's members under ``vmap``, or leading batch axes) runs
+    its LU factorisation on one thread: with more, PyTorch's batched CPU factorisation of matrices
+    above about 150 rows hangs or returns invalid pivots (MKL's "Parameter 6 was incorrect on
+    entry to SLASWP", pytorch/pytorch#142815). Unbatched solves and other devices are untouched.
+    """
+    threads = torch.get_num_threads()
+    batched = a.dim() > 2 or torch._C._functorch.is_batchedtensor(a)
+    if a.device.type != "cpu" or threads == 1 or not batched:
+        return torch.linalg.solve_ex(a, b)[0]
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.solve_ex(a, b)[0]
+    finally:
+        torch.set_num_threads(threads)
+
+
 class SpectralCoupling(nn.Module):
     """A = Phi diag(lambda) Phi^-1 with K fixed target directions of eigenvalue 0.
 
@@ -206,12 +225,12 @@ class SpectralCoupling(nn.Module):
         """A = Phi Lambda Phi^-1, computed with a linear solve instead of an explicit inverse.
 
         A^T = Phi^-T (Phi Lambda)^T, so A is the transpose of solve(Phi^T, (Phi Lambda)^T).
-        ``solve_ex`` does not check for a singular Phi, so building A never waits for the device
-        (and can be captured in a CUDA graph); a singular Phi gives NaN/inf entries, which the
-        training loop's divergence check reports.
+        The solve (:func:`solve`) does not check for a singular Phi, so building A never waits for
+        the device (and can be captured in a CUDA graph); a singular Phi gives NaN/inf entries,
+        which the training loop's divergence check reports.
         """
         phi = self.phi()
-        return torch.linalg.solve_ex(phi.T, (phi * self.spectrum()).T)[0].T
+        return solve(phi.T, (phi * self.spectrum()).T).T
 
     @torch.no_grad()
     def planted_alignment(self, targets: torch.Tensor) -> dict[str, float]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from .dynamics import firing_functions, node_rhs
 from .params import WCParams
@@ -189,3 +190,51 @@ def seed_strip(
             ax.axhline(reference[name], color="k", ls=":", lw=1, label="reference")
         ax.set(xlim=(-0.6, 0.6), xticks=[], title=name)
     return axes
+
+
+def seed_lines(
+    values: dict[str, Sequence[float]],
+    seeds: Sequence[int],
+    ax: Axes | None = None,
+    reference: float | None = None,
+) -> Axes:
+    """Several measurements of the same seeds on one axis (column name -> one value per seed of
+    ``seeds``), side by side: each seed a labelled line through its values, the mean over seeds a
+    black bar per column, and an optional dotted ``reference`` level (chance)."""
+    ax = _axes(ax, figsize=(5, 3.6))
+    names = list(values)
+    table = np.array([np.asarray(values[name], dtype=float) for name in names])  # (columns, seeds)
+    x = np.arange(len(names))
+    for k, seed in enumerate(seeds):
+        ax.plot(x, table[:, k], "o-", color="tab:blue", alpha=0.55, lw=1, zorder=2)
+        last = table[-1, k]
+        if np.isfinite(last):
+            ax.annotate(str(seed), (x[-1], last), xytext=(6, 0), textcoords="offset points",
+                        fontsize=7, va="center")
+    means = np.nanmean(np.where(np.isfinite(table), table, np.nan), axis=1)
+    ax.hlines(means, x - 0.18, x + 0.18, color="k", lw=2, zorder=3, label="mean over seeds")
+    if reference is not None:
+        ax.axhline(reference, color="k", ls=":", lw=1, label="chance")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_xlim(-0.4, len(names) - 0.6)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def twin_seed_plot(table: Any, chance: float, title: str) -> Figure:
+    """The live runs of an encoder experiment and its softmax twin, one line per seed (``table``
+    as :func:`wcbook.results.twin_seed_frame` gives it): test accuracy after stage 1, after the
+    Wilson-Cowan model's stage 2 and after the twin's, beside the learned gamma (dotted: its
+    initial 0.25); ``title`` names the model, profile and seeds."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), gridspec_kw={"width_ratios": [2.4, 1]})
+    seeds = [int(s) for s in table["seed"]]
+    seed_lines({"stage 1\n(no dynamics)": table["stage1_test_accuracy"],
+                "Wilson-Cowan\nafter stage 2": table["test_accuracy"],
+                "softmax twin\nafter stage 2": table["twin_test_accuracy"]},
+               seeds, ax=axes[0], reference=chance)
+    axes[0].set(ylabel="test accuracy", ylim=(0, 1))
+    seed_strip({"learned gamma": table["gamma"]}, seeds, axes=[axes[1]],
+               reference={"learned gamma": 0.25})
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

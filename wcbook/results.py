@@ -32,6 +32,7 @@ __all__ = [
     "show_encoder_table",
     "seed_frame",
     "spread_frame",
+    "twin_seed_frame",
     "pace_text",
 ]
 
@@ -361,3 +362,18 @@ def spread_frame(seeds: pd.DataFrame, metrics: Iterable[str], digits: int = 3) -
         rows.append([metric, int(values.size), spread, f"{values.min():.{digits}f}",
                      f"{values.max():.{digits}f}"])
     return frame(rows, ["metric", "seeds", "mean ± std", "min", "max"])
+
+
+def twin_seed_frame(
+    records: Iterable[dict[str, Any]], twins: Iterable[dict[str, Any]]
+) -> pd.DataFrame:
+    """One row per seed of an encoder experiment trained beside its softmax twin: the seed, the
+    Wilson-Cowan run's status, its test accuracy after stage 1 (encoder and head alone) and after
+    stage 2, what stage 2 added (``stage2_gain``), its learned ``gamma``, and the twin's test
+    accuracy after stage 2 (``twin_test_accuracy``); NaN where a run diverged or is missing."""
+    own = seed_frame(records, ("stage1_test_accuracy", "test_accuracy", "gamma"))
+    twin = seed_frame(twins, ("test_accuracy",))[["seed", "test_accuracy"]]
+    table = own.merge(twin.rename(columns={"test_accuracy": "twin_test_accuracy"}),
+                      on="seed", how="outer")
+    table.insert(4, "stage2_gain", table["test_accuracy"] - table["stage1_test_accuracy"])
+    return table.sort_values("seed", ignore_index=True)
