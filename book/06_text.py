@@ -463,12 +463,14 @@ print("devices:", sorted({(r["profile"], r["device"]) for r in rows}))
 # %%
 if rows:
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1))
-    names = [f"{r['experiment'][5:]} ({r['profile']})" for r in rows]
+    names = [f"{r['experiment'][5:]}{'+' + r['variant'] if r['variant'] else ''} "
+             f"({r['profile']}, seed {r['seed']})" for r in rows]
     ax.barh(names, [r["metrics"]["test_accuracy"] for r in rows], color="tab:blue", label="ours")
     ax.scatter([r["reference"]["test_accuracy"] for r in rows], names, color="k", zorder=3,
                label="paper (BERT-base)")
     ax.axvline(0.5, color="grey", ls=":", lw=1)
-    ax.set(xlabel="test accuracy", xlim=(0.4, 1.0))
+    ax.set(xlabel="test accuracy", xlim=(0.4, 1.0),
+           title="IMDB arms, every record but smoke-frozen (run, profile, seed per bar)")
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     plt.show()
