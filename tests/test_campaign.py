@@ -165,3 +165,9 @@ def test_an_ensemble_is_priced_by_the_devices_ensemble_benchmark(tmp_path):
     # one seed alone costs 350 epochs x 0.25 s; four in one ensemble half as much each
     assert (first.need.run, first.seeds) == ("mnist-scratch", [1, 2, 3, 4])
     assert first.seconds == pytest.approx(4 * 350 * 0.25 * 0.5)
+
+
+def test_a_plan_can_be_limited_to_named_runs(tmp_path):
+    p = plan("paper", results_dir=tmp_path, only=["scaling-fashion-289"], bench_dir=tmp_path)
+    assert {i.need.run for i in p.missing} == {"scaling-fashion-289"}
+    assert [i.seeds for i in p.missing] == [[0], [1], [2], [3], [4]]

@@ -218,7 +218,8 @@ def plan(
     only: Sequence[str] | None = None,
     bench_dir: str | Path = BENCH_DIR,
 ) -> Plan:
-    """The campaign's plan for ``profile`` (see the module docstring)."""
+    """The campaign's plan for ``profile`` (see the module docstring), limited to the data sets
+    or runs (``<id>`` or ``<id>+<variant>``) in ``only`` where given."""
     profile = get_profile(profile)
     records = load_records(results_dir)
     have = _existing(records, profile)
@@ -226,7 +227,7 @@ def plan(
     existing, missing = [], []
     for need in sorted(REQUIRED, key=lambda n: n.rank):
         config = resolve(get_experiment(need.experiment, need.variant), profile)
-        if only and config.dataset not in only:
+        if only and config.dataset not in only and need.run not in only:
             continue
         per_epoch = _epoch_seconds(need, profile, paces)
         for seed in range(need.seeds):
@@ -439,7 +440,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-min", type=float, default=9.0,
                         help="minutes one command may take (default 9)")
     parser.add_argument("--device", default="cuda", help="cuda or cpu: whose timings to plan with")
-    parser.add_argument("--only", help="data sets carried, comma-separated (mnist,fashion)")
+    parser.add_argument("--only", help="data sets carried or runs to plan, comma-separated "
+                        "(mnist,fashion or scaling-fashion-289)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     parser.add_argument("--archive", type=Path, help="run the next pack and archive it here")
     parser.add_argument("--import", dest="import_", type=Path, help="check and unpack an archive")
