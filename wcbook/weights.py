@@ -63,9 +63,13 @@ def _float32_state(model: nn.Module) -> dict[str, torch.Tensor]:
             for k, v in model.state_dict().items()}
 
 
+def _float32_bytes(state: Mapping[str, torch.Tensor]) -> int:
+    return sum(t.numel() * 4 for t in state.values())
+
+
 def model_bytes(model: nn.Module) -> int:
     """Size of the whole of ``model``'s state as float32, as :func:`export_weights` saves it."""
-    return sum(t.numel() * 4 for t in _float32_state(model).values())
+    return _float32_bytes(model.state_dict())
 
 
 def _exported_part(
@@ -74,7 +78,7 @@ def _exported_part(
     """("model", the whole state) when it fits ``max_bytes`` (None: no limit), else
     ("dynamics", the Wilson-Cowan part)."""
     state = _float32_state(model)
-    if max_bytes is None or sum(t.numel() * 4 for t in state.values()) <= max_bytes:
+    if max_bytes is None or _float32_bytes(state) <= max_bytes:
         return "model", state
     dynamics = {k: v for k, v in state.items() if k.startswith(_DYNAMICS_PREFIXES)}
     if not dynamics:
