@@ -4,6 +4,7 @@ records, on tiny models trained in the test and on the synthetic MNIST of confte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from wcbook import robustness as rb
-from wcbook.encoded import EncodedSoftmax
+from wcbook.encoded import EncodedSoftmax, EncodedWilsonCowan
 from wcbook.encoders import DenseHead
 from wcbook.folders import HOME_ENV, published
 from wcbook.models import MLPClassifier, WilsonCowanClassifier
@@ -41,23 +42,37 @@ def _fit(model: torch.nn.Module, lr: float, steps: int, loss=None) -> torch.nn.M
     return model.eval()
 
 
+def _tiny_encoder() -> torch.nn.Module:
+    """One 3 x 3 convolution on 1 x 4 x 4 images, flattened to 64 features."""
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Flatten())
+
+
 def _tiny_cnn() -> EncodedSoftmax:
-    """An encoder model on 1 x 4 x 4 images: one 3 x 3 convolution, a 16-wide head, softmax."""
-    encoder = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.Flatten())
-    return EncodedSoftmax(encoder, DenseHead(4 * SIDE * SIDE, (16,), seed=0), 2, seed=0)
+    """An encoder model on 1 x 4 x 4 images: the tiny encoder, a 16-wide head, softmax."""
+    return EncodedSoftmax(_tiny_encoder(), DenseHead(4 * SIDE * SIDE, (16,), seed=0), 2, seed=0)
+
+
+def _tiny_wc_cnn() -> EncodedWilsonCowan:
+    """The tiny encoder and head in front of a Wilson-Cowan layer (N = 16, K = 2)."""
+    head = DenseHead(4 * SIDE * SIDE, (16,), seed=0)
+    return EncodedWilsonCowan(_tiny_encoder(), head, 2, T_train=1.0, T_eval=2.0, seed=0)
 
 
 @pytest.fixture(scope="module")
 def tiny_models() -> dict[str, torch.nn.Module]:
-    """A tiny MLP, a tiny Wilson-Cowan network (N = 16, K = 2) and a tiny encoder model with a
-    softmax readout (seen on flattened pixels), trained on the two classes."""
+    """A tiny MLP, a tiny Wilson-Cowan network (N = 16, K = 2), and a tiny encoder with a
+    softmax readout and with a Wilson-Cowan layer (both seen on flattened pixels), trained on the
+    two classes."""
     torch.manual_seed(0)
     mlp = _fit(MLPClassifier(SIDE * SIDE, 2, hidden=16, seed=0), lr=0.05, steps=40)
     wc = WilsonCowanClassifier(SIDE * SIDE, 2, T_train=1.0, T_eval=2.0, seed=0)
     cnn = _tiny_cnn()
     cnn = _fit(rb.PixelInput(cnn, (1, SIDE, SIDE)), lr=0.05, steps=40, loss=cnn.loss)
-    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=30), "cnn": cnn}
+    wc_cnn = _tiny_wc_cnn()
+    wc_cnn = _fit(rb.PixelWilsonCowan(wc_cnn, (1, SIDE, SIDE)), lr=0.05, steps=40,
+                  loss=wc_cnn.loss)
+    return {"mlp": mlp, "wc": _fit(wc, lr=0.1, steps=30), "cnn": cnn, "wc-cnn": wc_cnn}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +80,7 @@ def test_data() -> tuple[torch.Tensor, torch.Tensor]:
     return _two_class_data(100, seed=2)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn", "wc-cnn"])
 def test_attacks_strictly_lower_the_accuracy(tiny_models, test_data, kind):
     model, (images, labels) = tiny_models[kind], test_data
     clean = rb.accuracy(model, images, labels)
@@ -78,7 +93,7 @@ def test_attacks_strictly_lower_the_accuracy(tiny_models, test_data, kind):
     assert 1 - fooled.double().mean().item() < clean
 
 
-@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "wc", "cnn", "wc-cnn"])
 def test_zero_noise_and_zero_patch_give_the_clean_accuracy(tiny_models, test_data, kind):
     model, (images, labels) = tiny_models[kind], test_data
     g = torch.Generator().manual_seed(0)
@@ -121,6 +136,23 @@ def test_horizon_curve_starts_with_the_readout_of_the_image(tiny_models, test_da
     assert curve["accuracy"][0] == pytest.approx(on_image)
     assert curve["accuracy"][-1] == pytest.approx(rb.accuracy(model, images, labels))
     assert all(0 <= f <= 1 for f in curve["within_10pct"] + curve["within_10pct_of_label"])
+    assert curve["initial_state"] == "image"
+
+
+def test_horizon_curve_of_an_encoder_starts_from_its_output(tiny_models, test_data):
+    model, (images, labels) = tiny_models["wc-cnn"], test_data
+    model.eval()
+    curve = rb.horizon_curve(model, images, labels, [0.0, 2.0])
+    with torch.no_grad():
+        z = model.model.initial_state(images.reshape(-1, 1, SIDE, SIDE))
+        on_z = (model.classify(z) == labels).double().mean().item()
+        stage1 = model.model.stage
+        model.model.stage = 1
+        assert torch.equal(model.model(images.reshape(-1, 1, SIDE, SIDE)), z)
+        model.model.stage = stage1
+    assert curve["initial_state"] == "encoder output z"
+    assert curve["accuracy"][0] == pytest.approx(on_z)
+    assert curve["accuracy"][1] == pytest.approx(rb.accuracy(model, images, labels))
 
 
 def test_exported_weights_round_trip(tmp_path):
@@ -244,13 +276,14 @@ def test_a_model_over_3_mib_is_attacked_whole_from_the_working_folder(synthetic_
         assert torch.equal(wrapped(images), model.eval()(images.reshape(3, 1, 28, 28)))
 
 
-def test_an_encoder_in_front_of_the_dynamics_is_not_attacked_from_its_committed_part(
-        tmp_path, monkeypatch):
+def test_an_encoder_in_front_of_the_dynamics_is_attacked_whole_not_from_its_committed_part(
+        synthetic_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     run_id, profile = "mnist-cnn", "smoke-encoded"
     config = rb.run_config(run_id, profile)
     model = config.build_model(0)
+    model.stage = 2  # as after training
     folder = rb.export_for_attack(model, run_id, profile, 0, Path("models"), how="test",
                                   publish=True)
     committed = rb.weights_path(run_id, profile, 0, "models")
@@ -260,5 +293,15 @@ def test_an_encoder_in_front_of_the_dynamics_is_not_attacked_from_its_committed_
     with pytest.raises(ValueError, match="dynamics part only"):
         rb.evaluate_run(run_id, profile, 0, settings=TINY, models_dir=Path("models"),
                         results_dir=None)
-    with pytest.raises(ValueError, match="not evaluated yet"):
+    at_eval = dataclasses.replace(TINY, horizons=(0.0, model.wc.T_eval))
+    record = rb.evaluate_run(run_id, profile, 0, settings=at_eval, models_dir=folder,
+                             results_dir=None)
+    horizon = record["results"]["horizon"]
+    assert horizon["initial_state"] == "encoder output z" and rb.has_dynamics(record)
+    assert horizon["accuracy"][-1] == pytest.approx(record["results"]["clean"]["accuracy"])
+    assert "through the encoder and the" in record["results"]["gradient"]
+    wrapped = rb.on_pixels(model, config)
+    assert isinstance(wrapped, rb.PixelWilsonCowan) and wrapped.T_eval == model.wc.T_eval
+    model.stage = 1
+    with pytest.raises(ValueError, match="stage 2"):
         rb.on_pixels(model, config)

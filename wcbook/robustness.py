@@ -19,7 +19,8 @@ file), and is evaluated on the test images of its profile under
   (:func:`min_pgd_epsilon`), whose histogram shows the size of the basins;
 - and, for the Wilson-Cowan network, the accuracy and the fraction of states within 10% of the
   targets' separation from a target at horizons T = 0 ... 40 (:func:`horizon_curve`); T = 0 is the
-  same distance readout applied to the image itself.
+  same distance readout applied to the initial state: the image itself, or for an encoder in front
+  of the dynamics (the CNN of Table 3, :class:`PixelWilsonCowan`) the encoder's output z.
 
 Every perturbation is drawn from a generator seeded by the evaluation seed and the level, so two
 models evaluated on the same images (a Wilson-Cowan network and its MLP baseline) see the same
@@ -81,11 +82,13 @@ __all__ = [
     "evaluate_model",
     "evaluate_run",
     "validate_record",
+    "has_dynamics",
     "load_record",
     "load_test_split",
     "run_config",
     "class_logits",
     "PixelInput",
+    "PixelWilsonCowan",
     "on_pixels",
     "accuracy_mask",
     "add_arguments",
@@ -230,21 +233,79 @@ class PixelInput(nn.Module):
         return self.model(images.reshape(-1, *self.shape))
 
 
+class PixelWilsonCowan(nn.Module):
+    """An encoder in front of a Wilson-Cowan layer (:class:`~wcbook.encoded.EncodedWilsonCowan`,
+    stage 2) seen as a Wilson-Cowan network on flattened pixels ``(n, C H W)``: the initial
+    state is z = head(encoder(image)) (:meth:`initial_state`), and the horizons, readout and
+    network are those of its dynamics, so every curve and attack here (gradients included) runs
+    through the encoder and the Euler integration alike."""
+
+    def __init__(self, model: nn.Module, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        if model.stage != 2:
+            raise ValueError("the Wilson-Cowan layer runs in stage 2 only; set model.stage = 2")
+        self.model = model
+        self.shape = tuple(shape)
+
+    @property
+    def network(self) -> nn.Module:
+        """The Wilson-Cowan network of the dynamics (its targets, its ``integrate``)."""
+        return self.model.wc.network
+
+    @property
+    def dt(self) -> float:
+        """The Euler step of the dynamics."""
+        return self.model.wc.dt
+
+    @property
+    def engine(self) -> str:
+        """How the dynamics integrate."""
+        return self.model.engine
+
+    @property
+    def T_train(self) -> float:
+        """The training horizon of the dynamics."""
+        return self.model.wc.T_train
+
+    @property
+    def T_eval(self) -> float:
+        """The evaluation horizon of the dynamics."""
+        return self.model.wc.T_eval
+
+    def initial_state(self, images: torch.Tensor) -> torch.Tensor:
+        """z = head(encoder(image)) of ``images`` reshaped to ``(n, *shape)``: x(0) = y(0) = z."""
+        return self.model.initial_state(images.reshape(-1, *self.shape))
+
+    def forward(self, images: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """x(T) from x(0) = y(0) = z (T defaults to the training horizon)."""
+        return self.model.wc(self.initial_state(images), T)
+
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's normalised distances of states ``x`` to the targets, (batch, K)."""
+        return self.model.wc.distances(x)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Nearest target of states ``x``; -1 where not finite."""
+        return self.model.wc.classify(x)
+
+
 def on_pixels(model: nn.Module, config: ExperimentConfig) -> nn.Module:
-    """``model`` ready for flattened pixels: an encoder model's softmax twin wrapped in
-    :class:`PixelInput` (one grey channel of ``config.side`` pixels a side), a network on pixels
-    unchanged. ValueError for an encoder in front of a Wilson-Cowan layer (whose initial state is
-    the head's output, not the image: not evaluated here yet) or for colour images."""
+    """``model`` ready for flattened pixels: an encoder model wrapped in :class:`PixelInput` (its
+    softmax twin) or :class:`PixelWilsonCowan` (an encoder in front of a Wilson-Cowan layer), one
+    grey channel of ``config.side`` pixels a side; a network on pixels unchanged. ValueError for
+    colour images."""
     if config.model != "encoded":
         return model
-    if _has_targets(model) or hasattr(model, "wc"):
-        raise ValueError(
-            f"{config.id}: the Wilson-Cowan layer behind an encoder is not evaluated yet "
-            "(only its softmax twin)"
-        )
     if config.dataset not in ("mnist", "fashion"):
         raise ValueError(f"{config.id}: only grey 28 x 28 images (MNIST, Fashion) are evaluated")
-    return PixelInput(model, (1, config.side, config.side))
+    shape = (1, config.side, config.side)
+    return PixelWilsonCowan(model, shape) if hasattr(model, "wc") else PixelInput(model, shape)
+
+
+def _initial_state(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """x(0) = y(0) of the dynamics for ``images``: the image itself for a network on pixels, the
+    encoder's z for :class:`PixelWilsonCowan`."""
+    return model.initial_state(images) if isinstance(model, PixelWilsonCowan) else images
 
 
 def _has_targets(model: nn.Module) -> bool:
@@ -457,9 +518,10 @@ def horizon_curve(
     horizons: Sequence[float],
     batch: int = 250,
 ) -> dict[str, Any]:
-    """Accuracy of the distance readout on x(T) for each horizon T (0: on the image itself), the
-    fraction of states within 10% of the targets' smallest separation from the nearest target,
-    and from the label's target. One integration per batch, continued from horizon to horizon."""
+    """Accuracy of the distance readout on x(T) for each horizon T (0: on the initial state, the
+    image itself or an encoder's z), the fraction of states within 10% of the targets' smallest
+    separation from the nearest target, and from the label's target. One integration per batch,
+    continued from horizon to horizon."""
     network = model.network
     dt = model.dt
     marks = sorted({round(float(T) / dt) for T in horizons})
@@ -468,7 +530,8 @@ def horizon_curve(
     counts = torch.zeros(3, len(marks), dtype=torch.long)
     with _frozen(model):
         for s in _batches(len(labels), batch):
-            x, y, done = images[s], images[s], 0
+            x = y = _initial_state(model, images[s])
+            done = 0
             for j, mark in enumerate(marks):
                 if mark > done:
                     x, y = network.integrate(
@@ -489,6 +552,7 @@ def horizon_curve(
         "within_10pct": fractions[1],
         "within_10pct_of_label": fractions[2],
         "target_separation": separation,
+        "initial_state": "encoder output z" if isinstance(model, PixelWilsonCowan) else "image",
     }
 
 
@@ -556,8 +620,9 @@ def _attack_curves(
 
 
 def _gradient_note(model: nn.Module, T: float) -> str:
+    encoder = "the encoder and " if isinstance(model, PixelWilsonCowan) else ""
     return (
-        f"through the {model.engine!r} Euler integration (dt = {model.dt:g}) up to T = {T:g} "
+        f"through {encoder}the {model.engine!r} Euler integration (dt = {model.dt:g}) up to T = {T:g} "
         f"({round(T / model.dt)} steps); fooled means misclassified at T_eval = {model.T_eval:g}"
     )
 
@@ -742,6 +807,15 @@ def _check_curve(record: Mapping[str, Any], name: str, levels: str) -> None:
         _fail(name, "accuracies must lie in [0, 1]")
 
 
+def has_dynamics(record: Mapping[str, Any]) -> bool:
+    """Whether a record's model classifies through the Wilson-Cowan dynamics: a network on
+    pixels, or an encoder whose readout is not the softmax twin's."""
+    if record["model"] == "wc":
+        return True
+    options = record.get("config", {}).get("encoder_options") or {}
+    return record["model"] == "encoded" and options.get("readout", "wc") != "softmax"
+
+
 def validate_record(record: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first problem of a robustness record, if any."""
     for key in ("schema", "run", "profile", "seed", "model", "scale", "weights", "results",
@@ -763,7 +837,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
     if any(v is not None and not (isinstance(v, (int, float)) and v >= 0) for v in values):
         _fail("min_eps", "radii must be non-negative numbers or null")
     horizon = record["results"].get("horizon")
-    if record["model"] == "wc":
+    if has_dynamics(record):
         if not isinstance(horizon, Mapping):
             _fail("horizon", "a Wilson-Cowan record needs the horizon curve")
         _check_curve(record, "horizon", "T")
