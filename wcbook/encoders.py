@@ -106,8 +106,9 @@ class Encoder(nn.Module):
     ``body`` is any torch module on (normalised) images; its output is flattened. ``mean``/``std``
     (per channel, or None) normalise the input first, as pretrained weights expect. A ``frozen``
     encoder has no trainable parameters, stays in evaluation mode (its batch-norm statistics never
-    move) and runs without building a graph. ``out_features`` is measured once with a dummy input
-    of ``image_size x image_size``.
+    move) and runs without building a graph; :meth:`tune_only` fine-tunes some submodules of the
+    body and holds the rest so. ``out_features`` is measured once with a dummy input of
+    ``image_size x image_size``.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class Encoder(nn.Module):
         self.image_size = int(image_size)
         self.pretrained = bool(pretrained)
         self.frozen = bool(frozen)
+        self.tuned: tuple[str, ...] = ()
         self.normalize = mean is not None
         shape = (1, self.in_channels, 1, 1)
         self.register_buffer("mean", torch.tensor(mean or (0.0,) * in_channels).reshape(shape))
@@ -146,11 +148,29 @@ class Encoder(nn.Module):
             self.out_features = int(self.body(dummy).flatten(1).shape[1])
         self.body.train(was_training and not frozen)
 
-    def train(self, mode: bool = True) -> "Encoder":
-        """As :meth:`torch.nn.Module.train`, except that a frozen body stays in evaluation mode."""
-        super().train(mode)
+    def tune_only(self, names: Sequence[str]) -> "Encoder":
+        """Fine-tune only the body's submodules ``names``: every other parameter of the body
+        stops training and every other module stays in evaluation mode (its batch-norm
+        statistics never move). ValueError for a frozen encoder or an unknown name."""
         if self.frozen:
+            raise ValueError(f"{self.name} is frozen; build it with frozen=False to fine-tune")
+        if not names:
+            raise ValueError("name at least one submodule of the body to fine-tune")
+        modules = [self.body.get_submodule(name) for name in names]
+        self.body.requires_grad_(False)
+        for module in modules:
+            module.requires_grad_(True)
+        self.tuned = tuple(names)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Encoder":
+        """As :meth:`torch.nn.Module.train`, except that a frozen body stays in evaluation mode,
+        and so does every part of the body outside :meth:`tune_only`'s submodules."""
+        super().train(mode)
+        if self.frozen or self.tuned:
             self.body.eval()
+        for name in self.tuned:
+            self.body.get_submodule(name).train(mode)
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -450,6 +470,14 @@ class EfficientNetLite(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits (or the features, after :meth:`drop_classifier`)."""
         return self._fc(self._dropout(self.features(images)))
+
+    def last_blocks(self, k: int) -> list[str]:
+        """Names of the last ``k`` MBConv blocks and of the 1 x 1 head convolution and its batch
+        norm after them: what :meth:`Encoder.tune_only` fine-tunes for the last ``k`` blocks."""
+        if not 0 < k <= len(self._blocks):
+            raise ValueError(f"k must lie in 1..{len(self._blocks)} blocks, got {k}")
+        n = len(self._blocks)
+        return [f"_blocks.{i}" for i in range(n - k, n)] + ["_conv_head", "_bn1"]
 
     def drop_classifier(self) -> "EfficientNetLite":
         """Replace the classifier (and its dropout) by identities: ``forward`` gives features."""

@@ -295,6 +295,8 @@ def _build_encoded(config: "ExperimentConfig", seed: int | None) -> nn.Module:
         image_size=config.side,
         pretrained=config.encoder_option("pretrained"),
         frozen=config.encoder_option("frozen"),
+        tune_blocks=config.encoder_option("tune_blocks"),
+        encoder_lr=config.encoder_option("encoder_lr"),
         params=config.params,
         seed=seed,
         stage=config.stages[0][0],
