@@ -9,7 +9,9 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from wcbook.plots import seed_strip, twin_seed_plot  # noqa: E402
-from wcbook.results import seed_frame, spread_frame, twin_seed_frame  # noqa: E402
+from wcbook.results import (seed_frame, show_twin_seeds, spread_frame,  # noqa: E402
+                            twin_seed_frame)
+from wcbook.training import TwinRuns, train_twins  # noqa: E402
 from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
 
 RECORDS = [
@@ -59,6 +61,38 @@ def test_twin_seed_plot_names_its_panels_and_title():
     assert [t.get_text() for t in left.get_xticklabels()][1] == "Wilson-Cowan\nafter stage 2"
     assert right.get_title() == "learned gamma"
     assert fig._suptitle.get_text() == "mnist-cnn, profile p, seeds [0, 1]"
+
+
+def test_train_twins_trains_the_model_then_its_softmax_twin(monkeypatch):
+    import wcbook.training.loop as loop
+
+    calls = []
+
+    def fake(experiment, profile, seeds, **options):
+        calls.append((experiment, profile, seeds, options))
+        return WC_RUNS if len(calls) == 1 else TWINS
+
+    monkeypatch.setattr(loop, "train_ensemble", fake)
+    runs = train_twins("mnist-cnn", "smoke-encoded", [0, 1], progress=False)
+    assert [c[0] for c in calls] == ["mnist-cnn", "mnist-cnn-softmax"]
+    assert all(c[1:] == ("smoke-encoded", [0, 1], {"progress": False}) for c in calls)
+    assert runs.records is WC_RUNS and runs.twins is TWINS
+    assert runs.seconds >= 0 and runs.twin_seconds >= 0
+
+
+def test_show_twin_seeds_displays_the_spread_and_returns_the_seeds(capsys, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    runs = TwinRuns([dict(r, device="cpu") for r in WC_RUNS], TWINS, 12.0, 3.0)
+    seeds = show_twin_seeds(runs, "live", "mnist-cnn and its twin, profile p, seeds [0, 1]", 0.1)
+    assert seeds["twin_test_accuracy"].tolist() == [0.8, 0.9]
+    (table,) = shown
+    assert table.data["metric"].tolist()[-2:] == ["twin_test_accuracy", "gamma"]
+    assert table.caption == "mnist-cnn and its twin, profile p, seeds [0, 1]: spread over seeds"
+    assert "12 s elapsed for both stages of the Wilson-Cowan models, 3 s elapsed" in (
+        capsys.readouterr().out)
 
 
 def test_figure_model_falls_back_without_paper_weights(tmp_path):

@@ -32,6 +32,7 @@ __all__ = [
     "show_encoder_table",
     "seed_frame",
     "spread_frame",
+    "show_twin_seeds",
     "twin_seed_frame",
     "pace_text",
 ]
@@ -377,3 +378,26 @@ def twin_seed_frame(
                       on="seed", how="outer")
     table.insert(4, "stage2_gain", table["test_accuracy"] - table["stage1_test_accuracy"])
     return table.sort_values("seed", ignore_index=True)
+
+
+def show_twin_seeds(runs: Any, name: str, title: str, chance: float) -> pd.DataFrame:
+    """Display live runs of an encoder experiment and its twin (a
+    :class:`wcbook.training.TwinRuns`): the spread over seeds as an HTML table with the id
+    ``name``, the per-seed plot (:func:`wcbook.plots.twin_seed_plot`, dotted at ``chance``) and
+    the time each took; ``title`` names the models, profile and seeds. Returns the per-seed frame
+    of :func:`twin_seed_frame`."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .plots import twin_seed_plot
+
+    seeds = twin_seed_frame(runs.records, runs.twins)
+    metrics = ["stage1_test_accuracy", "test_accuracy", "stage2_gain", "twin_test_accuracy", "gamma"]
+    display(styled(spread_frame(seeds, metrics), name, caption=f"{title}: spread over seeds",
+                   numeric=["seeds", "mean ± std", "min", "max"]))
+    twin_seed_plot(seeds, chance, f"{title} (dotted: chance, initial gamma)")
+    plt.show()
+    print(f"{runs.seconds:.0f} s elapsed for both stages of the Wilson-Cowan models, "
+          f"{runs.twin_seconds:.0f} s elapsed for the twins' stage 2, on "
+          f"{runs.records[0]['device']}")
+    return seeds

@@ -33,7 +33,8 @@ checkpoint); ``test_epochs`` / ``test_accuracy`` hold the evaluations (evaluatio
 from ..kinds import Split
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_path, results_path
 from .evaluation import EVAL_BATCH, attractor_report, evaluate
-from .loop import DivergenceError, load_data, load_trained, train, train_ensemble
+from .loop import (DivergenceError, TwinRuns, load_data, load_trained, train, train_ensemble,
+                   train_twins)
 from .provenance import (
     COMMIT_ENV,
     MATMUL_PRECISIONS,
@@ -51,6 +52,7 @@ __all__ = [
     "CheckpointError",
     "DivergenceError",
     "Split",
+    "TwinRuns",
     "attractor_report",
     "checkpoint_path",
     "device_name",

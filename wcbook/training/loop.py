@@ -595,6 +595,31 @@ def train_ensemble(
     return _finish(run, opts, results_dir)
 
 
+@dataclass(frozen=True)
+class TwinRuns:
+    """An encoder experiment and its softmax twin trained over the same seeds
+    (:func:`train_twins`): their records, and the seconds each took (the twin's stage 1 is the
+    Wilson-Cowan run's, shared, so ``twin_seconds`` is its stage 2 only)."""
+
+    records: list[dict[str, Any]]
+    twins: list[dict[str, Any]]
+    seconds: float
+    twin_seconds: float
+
+
+def train_twins(
+    experiment: str, profile: Profile | str, seeds: list[int], **options: Any
+) -> TwinRuns:
+    """Train ``experiment`` (an encoder experiment with the Wilson-Cowan readout) and then its
+    softmax twin ``<experiment>-softmax`` for ``seeds``, each with :func:`train_ensemble` and
+    ``options``; the twin starts from the stage 1 the first one wrote."""
+    tick = time.perf_counter()
+    records = train_ensemble(experiment, profile, seeds, **options)
+    middle = time.perf_counter()
+    twins = train_ensemble(f"{experiment}-softmax", profile, seeds, **options)
+    return TwinRuns(records, twins, middle - tick, time.perf_counter() - middle)
+
+
 class _matmul_precision:
     """Float32 products in TF32 (``"tf32"``) or exact float32 inside the block."""
 
