@@ -124,7 +124,8 @@ class Settings:
     horizon T_train (``gradient="train"``) or up to the evaluation horizon T_eval (``"eval"``);
     either way an image counts as fooled when the class read at T_eval changes. With ``"train"``
     FGSM (on the attacked images) and PGD (radii ``eval_gradient_pgd_eps`` on the first
-    ``eval_gradient_n``) are also run with the gradient through T_eval, as a check. The sweep
+    ``eval_gradient_n``) are also run with the gradient through T_eval, as a check (unless the
+    two horizons are one, as for the CNN of Table 3). The sweep
     runs PGD at radius ``sweep_eps`` on the first ``sweep_n`` images with the gradient through
     each horizon of ``sweep_horizons`` (the same random starts for every horizon).
     """
@@ -649,7 +650,7 @@ def _attacks(model: nn.Module, attack: Split, settings: Settings) -> dict[str, A
         "values": [None if math.isinf(v) else round(v, 6) for v in radii.tolist()],
     }
     out["eval_gradient"] = None
-    if gradient_T is not None:
+    if gradient_T is not None and gradient_T != model.T_eval:
         check = _attack_curves(model, attack, settings, (), None)
         k = settings.eval_gradient_n
         few = Split(attack.images[:k], attack.labels[:k])
