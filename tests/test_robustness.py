@@ -152,6 +152,10 @@ def test_horizon_curve_of_an_encoder_starts_from_its_output(tiny_models, test_da
         model.model.stage = stage1
     assert curve["initial_state"] == "encoder output z"
     assert curve["accuracy"][0] == pytest.approx(on_z)
+    readout = rb.InitialReadout(model)
+    assert rb.accuracy(readout, images, labels) == pytest.approx(on_z)
+    fgsm, _ = rb.fgsm_accuracy(readout, images, labels, [0.0, 0.4])
+    assert fgsm[0] == pytest.approx(on_z) and fgsm[1] < on_z
     assert curve["accuracy"][1] == pytest.approx(rb.accuracy(model, images, labels))
 
 
@@ -300,6 +304,12 @@ def test_an_encoder_in_front_of_the_dynamics_is_attacked_whole_not_from_its_comm
     assert horizon["initial_state"] == "encoder output z" and rb.has_dynamics(record)
     assert horizon["accuracy"][-1] == pytest.approx(record["results"]["clean"]["accuracy"])
     assert "through the encoder and the" in record["results"]["gradient"]
+    without = record["results"]["without_dynamics"]
+    assert without["pgd"]["n"] == TINY.n_attack and "no dynamics" in without["gradient"]
+    broken = json.loads(json.dumps(record))
+    broken["results"]["without_dynamics"]["pgd"]["accuracy"].append(0.5)
+    with pytest.raises(ValueError, match="pgd"):
+        rb.validate_record(broken)
     wrapped = rb.on_pixels(model, config)
     assert isinstance(wrapped, rb.PixelWilsonCowan) and wrapped.T_eval == model.wc.T_eval
     model.stage = 1

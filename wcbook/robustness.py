@@ -20,7 +20,8 @@ file), and is evaluated on the test images of its profile under
 - and, for the Wilson-Cowan network, the accuracy and the fraction of states within 10% of the
   targets' separation from a target at horizons T = 0 ... 40 (:func:`horizon_curve`); T = 0 is the
   same distance readout applied to the initial state: the image itself, or for an encoder in front
-  of the dynamics (the CNN of Table 3, :class:`PixelWilsonCowan`) the encoder's output z.
+  of the dynamics (the CNN of Table 3, :class:`PixelWilsonCowan`) the encoder's output z; for
+  such a model the readout on z alone (:class:`InitialReadout`) is also attacked, FGSM and PGD.
 
 Every perturbation is drawn from a generator seeded by the evaluation seed and the level, so two
 models evaluated on the same images (a Wilson-Cowan network and its MLP baseline) see the same
@@ -89,6 +90,7 @@ __all__ = [
     "class_logits",
     "PixelInput",
     "PixelWilsonCowan",
+    "InitialReadout",
     "on_pixels",
     "accuracy_mask",
     "add_arguments",
@@ -288,6 +290,27 @@ class PixelWilsonCowan(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Nearest target of states ``x``; -1 where not finite."""
         return self.model.wc.classify(x)
+
+
+class InitialReadout(nn.Module):
+    """The readout of a :class:`PixelWilsonCowan` applied to its initial state z, with no
+    dynamics: the encoder and head alone, read by the distance to the targets (horizon 0). Its
+    accuracy and attacks, beside the whole model's, say what the dynamics adds behind the
+    encoder."""
+
+    T_eval = 0.0
+
+    def __init__(self, model: PixelWilsonCowan) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """z of ``images`` (``T`` is ignored: nothing is integrated)."""
+        return self.model.initial_state(images)
+
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's normalised distances of ``x`` to the targets, (batch, K)."""
+        return self.model.distances(x)
 
 
 def on_pixels(model: nn.Module, config: ExperimentConfig) -> nn.Module:
@@ -700,6 +723,21 @@ def evaluate_model(
         else None
     )
     out["gradient_sweep"] = gradient_horizon_sweep(model, attack, settings) if wc else None
+    out["without_dynamics"] = (
+        _without_dynamics(InitialReadout(model), attack, settings)
+        if isinstance(model, PixelWilsonCowan)
+        else None
+    )
+    return out
+
+
+def _without_dynamics(readout: nn.Module, attack: Split, settings: Settings) -> dict[str, Any]:
+    """Clean accuracy, FGSM and PGD of the readout on z alone (:class:`InitialReadout`), on the
+    ``attack`` images."""
+    out = _attack_curves(readout, attack, settings, settings.pgd_eps, None)
+    out["clean"] = {"n": len(attack), "accuracy": accuracy(
+        readout, attack.images, attack.labels, settings.batch_size)}
+    out["gradient"] = "through the encoder and head; the readout on z, no dynamics"
     return out
 
 
@@ -845,6 +883,10 @@ def validate_record(record: Mapping[str, Any]) -> None:
         _check_curve(record, "gradient_sweep", "T")
     elif horizon is not None:
         _fail("horizon", "only a Wilson-Cowan record has a horizon curve")
+    without = record["results"].get("without_dynamics")
+    if without is not None:
+        for name, levels in (("fgsm", "eps"), ("pgd", "eps")):
+            _check_curve({"results": without}, name, levels)
 
 
 def load_record(
