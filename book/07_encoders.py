@@ -48,21 +48,17 @@
 # %%
 # %matplotlib inline
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
 
 from wcbook.experiments import ENCODED_IDS, PROFILES, data_caveat, get_experiment, resolve
 from wcbook.encoders import count_parameters, parameter_table, wilson_cowan_counts
-from wcbook.plots import twin_seed_plot
 from wcbook.results import (archived_runs, load_records, mean_sem, show_encoder_table,
-                            spread_frame, twin_seed_frame)
-from wcbook.tables import styled
-from wcbook.training import load_data, load_trained, train_ensemble
+                            show_twin_seeds)
+from wcbook.training import load_data, load_trained, train_twins
 
 torch.set_num_threads(2)  # the digits of a run depend on it: fixed for every execution
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
@@ -114,8 +110,8 @@ print("Wilson-Cowan trainables (N - K)(N + 1) + 1:",
 # cuts the data and the epochs (the profile's own words below). At this scale one run is not a
 # measurement: its accuracy moves with the seed, the floating-point library and the number of
 # threads (fixed to two above). The chapter therefore trains three seeds at once, as one ensemble
-# (`wcbook.training.train_ensemble`, as in {doc}`04_training`: each member keeps its own
-# initialisation, data order and Adam state), and shows their spread. The runs go to a temporary
+# (`wcbook.training.train_twins` runs `train_ensemble` of {doc}`04_training` for each model:
+# each member keeps its own initialisation, data order and Adam state), and shows their spread. The runs go to a temporary
 # folder, so re-executing the chapter never touches the archived records in `results/`.
 #
 # First the Wilson-Cowan models, then their softmax twins. Stage 1 does not depend on what reads
@@ -132,21 +128,9 @@ dirs = {"results_dir": work / "results", "checkpoint_dir": work / "checkpoints",
 LIVE = f"profile {profile.name}, seeds {SEEDS}"
 
 # %% tags=["nbval-ignore-output"]
-tick = time.perf_counter()
-records = train_ensemble("mnist-cnn", profile, SEEDS, **dirs)
-wc_seconds = time.perf_counter() - tick
-tick = time.perf_counter()
-twins = train_ensemble("mnist-cnn-softmax", profile, SEEDS, **dirs)
-twin_seconds = time.perf_counter() - tick
-seeds = twin_seed_frame(records, twins)
-display(styled(spread_frame(seeds, ["stage1_test_accuracy", "test_accuracy", "stage2_gain",
-                                    "twin_test_accuracy", "gamma"]),
-               "encoder-live-seeds", numeric=["seeds", "mean ± std", "min", "max"],
-               caption=f"mnist-cnn and its softmax twin, {LIVE}: spread over seeds"))
-twin_seed_plot(seeds, 0.1, f"mnist-cnn and mnist-cnn-softmax, {LIVE} (dotted: chance, initial gamma)")
-plt.show()
-print(f"{wc_seconds:.0f} s elapsed for both stages of the Wilson-Cowan models, "
-      f"{twin_seconds:.0f} s elapsed for the twins' stage 2, on {records[0]['device']}")
+runs = train_twins("mnist-cnn", profile, SEEDS, **dirs)
+records, twins = runs.records, runs.twins
+seeds = show_twin_seeds(runs, "encoder-live-seeds", f"mnist-cnn and its softmax twin, {LIVE}", chance=0.1)
 
 # %% [markdown]
 # Each line of the figure is one seed: its test accuracy after stage 1 (encoder and head alone),
