@@ -359,6 +359,8 @@ def test_fine_tuning_is_refused_where_it_cannot_apply():
     frozen = efficientnet_lite0_encoder(32, pretrained=False)
     with pytest.raises(ValueError, match="frozen"):
         frozen.tune_only(["_conv_head"])
+    with pytest.raises(ValueError, match="no submodules"):
+        efficientnet_lite0_encoder(32, pretrained=False, frozen=False).tune_only(["_head"])
 
 
 @needs_weights

@@ -156,7 +156,11 @@ class Encoder(nn.Module):
             raise ValueError(f"{self.name} is frozen; build it with frozen=False to fine-tune")
         if not names:
             raise ValueError("name at least one submodule of the body to fine-tune")
-        modules = [self.body.get_submodule(name) for name in names]
+        known = dict(self.body.named_modules())
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{self.name} has no submodules {unknown}")
+        modules = [known[name] for name in names]
         self.body.requires_grad_(False)
         for module in modules:
             module.requires_grad_(True)
