@@ -60,6 +60,12 @@ def test_the_readme_shows_this_first_run():
     assert f"python -m wcbook {' '.join(RUN[:4])}  # a first run" in readme
 
 
+def test_the_readme_shows_every_subcommand():
+    readme = (REPO / "README.md").read_text()
+    missing = [sub.name for sub in cli.SUBCOMMANDS if f"python -m wcbook {sub.name} " not in readme]
+    assert not missing, f"README.md has no example of: {missing}"
+
+
 def test_every_subcommand_is_in_one_help_tree(capsys):
     names = [sub.name for sub in cli.SUBCOMMANDS]
     assert names == ["run", "bench", "appendix", "certify", "data", "list", "summary", "campaign",
