@@ -120,6 +120,33 @@ def test_the_stability_row_reads_the_records_that_carry_a_stability_report():
     assert row.status == "reproduced" and "no paper-profile run" in row.reason
 
 
+def certificate(experiment, *, mu_max, full_stable, seed=0, profile="paper"):
+    return {"experiment": experiment, "variant": None, "profile": profile, "seed": seed,
+            "metrics": {}, "certificate": {"mu_range": [-18.0, mu_max], "mu_edges": [37.7, 71.7],
+                                           "full_stable": full_stable}}
+
+
+def test_the_stability_row_reads_certificates_where_a_record_has_no_report():
+    entry = Entry("Fig. 6", "x", "mnist-scratch", "stability", outcome="inside")
+    paper = record("mnist-scratch", 0.98)  # made before the stability report existed
+    row = score(entry, [paper], [certificate("mnist-scratch", mu_max=0.0, full_stable=True)])
+    assert row.profile == "paper" and row.status == "reproduced" and row.n == 1
+    assert "certificate" in row.reason and "no paper-profile run" not in row.reason
+    for bad in (certificate("mnist-scratch", mu_max=40.0, full_stable=True),
+                certificate("mnist-scratch", mu_max=0.0, full_stable=False)):
+        assert score(entry, [paper], [bad]).status == "off"
+    reported = record("mnist-scratch", 0.98, stability={"mu_max": 0.5, "mu_bound": 37.7,
+                                                        "full_stable": True})
+    row = score(entry, [reported], [certificate("mnist-scratch", mu_max=40.0, full_stable=True)])
+    assert row.status == "reproduced" and row.n == 1 and "certificate" not in row.reason
+
+
+def test_the_committed_certificates_load_as_scorecard_evidence():
+    rows = scorecard(load_records(ROOT / "results"), load_records(ROOT / "certificates"))
+    stability = next(r for r in rows if r.entry.outcome == "inside")
+    assert stability.profile == "paper" and stability.n >= 1
+
+
 def test_a_missing_row_can_name_the_mean_of_its_largest_smaller_profile():
     entry = Entry("App. E", "x", "ablation-learned-planted", "test_accuracy", ("planted-span",),
                   spread_from="mnist-scratch", show_smaller=True)

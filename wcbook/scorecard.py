@@ -2,7 +2,9 @@
 
 The paper's numbers are the ``reference`` fields of the experiment registry
 (:data:`wcbook.experiments.EXPERIMENTS`); ours are the committed records under ``results/``
-(:func:`wcbook.results.load_records`) of the ``paper`` profile. Nothing else enters.
+(:func:`wcbook.results.load_records`) of the ``paper`` profile, and for the stability row
+the committed stability certificates under ``certificates/`` of runs whose record predates the
+stability report (:mod:`wcbook.certificate`). Nothing else enters.
 
 **The gap in standard errors.** The paper gives the mean over :data:`PAPER_RUNS` runs and its
 standard error (SE); for a mean of ours over n >= 2 seeds the SE is ours too. The gap is
@@ -281,9 +283,27 @@ def _cause(entry: Entry, record: dict[str, Any], variant: str | None) -> str:
     return "; ".join(c for c in causes if c)
 
 
-def _outcome_score(entry: Entry, records: list[dict[str, Any]], chapter: str) -> Score:
+def _run_key(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(k) for k in ("experiment", "variant", "profile", "seed"))
+
+
+def _certified(certificate: dict[str, Any]) -> dict[str, Any]:
+    """A stability certificate as the stability report a training record carries (the largest
+    Gamma*lambda, the lower edge of the unstable band, the full Jacobian's verdict)."""
+    c = certificate["certificate"]
+    report = {"mu_max": c["mu_range"][1], "mu_bound": min(c["mu_edges"]),
+              "full_stable": c["full_stable"]}
+    return {**dict(zip(("experiment", "variant", "profile", "seed"), _run_key(certificate))),
+            "metrics": {}, "stability": report, "certified": True}
+
+
+def _outcome_score(entry: Entry, records: list[dict[str, Any]], chapter: str,
+                   certificates: list[dict[str, Any]]) -> Score:
     shows = _OUTCOMES[entry.outcome]
     records = [r for r in records if shows(r) is not None]
+    if entry.outcome == "inside":
+        reported = {_run_key(r) for r in records}
+        records += [_certified(c) for c in certificates if _run_key(c) not in reported]
     profiles = [p for p in _PROFILE_ORDER if _runs(entry, records, p)[1]]
     if not profiles:
         return Score(entry, None, None, None, None, 0, None, None, None, "missing",
@@ -293,17 +313,22 @@ def _outcome_score(entry: Entry, records: list[dict[str, Any]], chapter: str) ->
     hits = sum(bool(shows(r)) for r in runs)
     status = "reproduced" if hits == len(runs) else "off"
     reason = f"{hits} of {len(runs)} {profile}-profile runs {entry.outcome}"
+    certified = sum(bool(r.get("certified")) for r in runs)
+    if certified:
+        reason += f" ({certified} judged by the stability certificate, certificates/)"
     if profile != "paper":
         reason += "; no paper-profile run"
     return Score(entry, None, None, float(hits), None, len(runs), profile, variant, None,
                  status, reason, chapter)
 
 
-def score(entry: Entry, records: list[dict[str, Any]]) -> Score:
-    """The scorecard row of one paper number against ``records``."""
+def score(entry: Entry, records: list[dict[str, Any]],
+          certificates: Iterable[dict[str, Any]] = ()) -> Score:
+    """The scorecard row of one paper number against ``records`` (and, for the stability row,
+    the stability ``certificates`` of runs whose records carry no stability report)."""
     chapter = chapter_of(entry.experiment)
     if entry.outcome is not None:
-        return _outcome_score(entry, records, chapter)
+        return _outcome_score(entry, records, chapter, list(certificates))
     paper, paper_se, run_sd = _paper(entry)
     variant, runs = _runs(entry, records, "paper")
     values = [v for v in (_value(r, entry.metric) for r in runs if _finished(r)) if v is not None]
@@ -341,10 +366,12 @@ def _gap(ours: float, paper: float | None, paper_se: float | None, ours_se: floa
     return (ours - paper) / combined
 
 
-def scorecard(records: Iterable[dict[str, Any]]) -> list[Score]:
-    """Every paper number (:func:`paper_entries`) scored against ``records``."""
-    records = list(records)
-    return [score(entry, records) for entry in paper_entries()]
+def scorecard(records: Iterable[dict[str, Any]],
+              certificates: Iterable[dict[str, Any]] = ()) -> list[Score]:
+    """Every paper number (:func:`paper_entries`) scored against ``records`` and, for the
+    stability row, ``certificates`` (the committed ones: ``load_records("certificates")``)."""
+    records, certificates = list(records), list(certificates)
+    return [score(entry, records, certificates) for entry in paper_entries()]
 
 
 def status_counts(scores: Iterable[Score]) -> dict[str, int]:
