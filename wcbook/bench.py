@@ -684,7 +684,8 @@ def rounding_divergence(
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
 ) -> list[float]:
-    """Per Adam step, |loss_fast - loss_autograd| / |loss_autograd| of two identical classifiers.
+    """Per Adam step, ``abs(loss_fast - loss_autograd) / abs(loss_autograd)`` of two identical
+    classifiers.
 
     Both start from the same seed and see the same batches (cycling through ``images``, flattened,
     (n, N)); one integrates with the autograd path, the other with the engine. The first entry is

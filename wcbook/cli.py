@@ -1,4 +1,4 @@
-"""Command line: ``python -m wcbook {run,bench,appendix,certify,data,list,summary}``.
+"""Command line: ``python -m wcbook {run,bench,appendix,certify,data,list,summary,campaign,robustness}``.
 
 Examples::
 
