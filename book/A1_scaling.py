@@ -222,14 +222,10 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # sizes from $N = 441$ on cost more per epoch still and wait for a GPU. They are run with
 # `python -m wcbook appendix scaling --profile paper --publish`, or one at a time with
 # `python -m wcbook run scaling-mnist-441 --profile paper --publish`; this chapter then shows them
-# beside the paper's rows. The paper-profile records there are, the device each was trained on,
-# and those still missing:
+# beside the paper's rows. The paper-profile records there are, and those still missing:
 
 # %%
 have = sorted(f"scaling-{d}-{n}" for (d, n, p), r in table.items() if p == "paper" and r)
 missing = sorted(f"scaling-{d}-{n}" for (d, n, p), r in table.items() if p == "paper" and not r)
 print("paper-profile records:", ", ".join(have) or "none yet")
-for name in have:
-    r = next(r for (d, n, p), r in table.items() if p == "paper" and f"scaling-{d}-{n}" == name)
-    print(f"  {name}: {r['device']}")
 print("missing:", ", ".join(missing) or "none")

@@ -4,7 +4,9 @@ runs need no real data and take seconds (each class a bright patch at its own pl
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +49,17 @@ def synthetic_env(data_root, monkeypatch):
     """WCBOOK_DATA pointed at :func:`data_root` for the test."""
     monkeypatch.setenv(DATA_ENV, str(data_root))
     return data_root
+
+
+#: The offline copies beside the checkout (``../shared/data``), used where ``$WCBOOK_DATA`` is unset.
+FALLBACK_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def real_data_root() -> Path | None:
+    """The root of the real data sets: ``$WCBOOK_DATA``, else :data:`FALLBACK_DATA_ROOT` where it
+    exists, else None (each test skips on what it lacks)."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return FALLBACK_DATA_ROOT if FALLBACK_DATA_ROOT.is_dir() else None

@@ -4,7 +4,6 @@ archives written in tmp_path, plus checks on the real offline copies when they a
 from __future__ import annotations
 
 import io
-import os
 import pathlib
 import tarfile
 import zipfile
@@ -23,7 +22,6 @@ from wcbook.data import (
     load_color_images,
 )
 
-_FALLBACK_ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -257,22 +255,14 @@ def test_corrupt_image_and_empty_archive(tmp_path):
 # ---------------------------------------------------------------- the real offline copies
 
 
-def _real_root() -> pathlib.Path | None:
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return pathlib.Path(env).expanduser()
-    return _FALLBACK_ROOT if _FALLBACK_ROOT.is_dir() else None
-
-
-def _require(name: str) -> pathlib.Path:
-    root = _real_root()
+def _require(name: str, root: pathlib.Path | None) -> pathlib.Path:
     if root is None or not color_dataset_available(name, root):
-        pytest.skip(f"the real {name} copy is not under {DATA_ENV} (or {_FALLBACK_ROOT})")
+        pytest.skip(f"the real {name} copy is not under {DATA_ENV} (or ../shared/data beside the checkout)")
     return root
 
 
-def test_real_cifar10_first_images():
-    root = _require("cifar10")
+def test_real_cifar10_first_images(real_data_root):
+    root = _require("cifar10", real_data_root)
     images, labels = load_color_images("cifar10", "test", root, limit=40)
     assert images.shape == (40, 3, 32, 32)
     assert labels.tolist() == [i % 10 for i in range(40)]
@@ -280,8 +270,8 @@ def test_real_cifar10_first_images():
     assert float(images.double().mean()) == pytest.approx(0.47346, abs=1e-3)
 
 
-def test_real_flowers_split_counts():
-    root = _require("flowers-recognition")
+def test_real_flowers_split_counts(real_data_root):
+    root = _require("flowers-recognition", real_data_root)
     images, labels = load_color_images("flowers-recognition", "test", root)
     assert images.shape == (430, 3, 128, 128)
     # round(10%) of daisy 764, dandelion 1052, rose 784, sunflower 733, tulip 984

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import pathlib
 import struct
 
@@ -21,31 +20,19 @@ from wcbook.data import (
     read_idx,
 )
 
-_FALLBACK_ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def _real_root() -> pathlib.Path | None:
-    """Data root for the real-data tests: $WCBOOK_DATA, else ../shared/data beside the checkout if present."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return pathlib.Path(env).expanduser()
-    if _FALLBACK_ROOT.is_dir():
-        return _FALLBACK_ROOT
-    return None
-
-
 @pytest.fixture(scope="module")
-def root() -> pathlib.Path:
-    found = _real_root()
-    if found is None:
+def root(real_data_root) -> pathlib.Path:
+    if real_data_root is None:
         pytest.skip(
             f"real MNIST/Fashion-MNIST data not available: {DATA_ENV} is unset and "
-            f"{_FALLBACK_ROOT} does not exist"
+            "../shared/data beside the checkout does not exist"
         )
-    return found
+    return real_data_root
 
 
 def _idx_bytes(array: np.ndarray, code: int) -> bytes:

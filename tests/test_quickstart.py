@@ -18,16 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "book" / "quickstart.md"
 
 
-def _data_root() -> Path:
-    root = os.environ.get("WCBOOK_DATA")
-    candidates = [Path(root)] if root else [REPO.parent / "shared" / "data"]
-    found = [c for c in candidates if (c / "MNIST" / "raw").is_dir()]
-    if not found:
+def test_the_quickstart_runs_as_written(tmp_path, monkeypatch, real_data_root):
+    if real_data_root is None or not (real_data_root / "MNIST" / "raw").is_dir():
         pytest.skip("no data root with MNIST: set WCBOOK_DATA")
-    return found[0]
-
-
-def test_the_quickstart_runs_as_written(tmp_path, monkeypatch):
     text = PAGE.read_text()
     command = re.search(r"^python -m wcbook (run [^#\n]*?)\s*#", text, re.M)
     assert command, "the quickstart shows no `python -m wcbook run` command"
@@ -35,7 +28,7 @@ def test_the_quickstart_runs_as_written(tmp_path, monkeypatch):
         [sys.executable, "-m", "wcbook", *command.group(1).split(), "--no-progress"],
         cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-             "WCBOOK_DATA": str(_data_root()), HOME_ENV: str(tmp_path / "home")},
+             "WCBOOK_DATA": str(real_data_root), HOME_ENV: str(tmp_path / "home")},
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr

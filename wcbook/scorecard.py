@@ -283,8 +283,12 @@ def _cause(entry: Entry, record: dict[str, Any], variant: str | None) -> str:
     return "; ".join(c for c in causes if c)
 
 
+#: The fields that name one run (of one seed) in a record or a certificate.
+_RUN_FIELDS = ("experiment", "variant", "profile", "seed")
+
+
 def _run_key(record: dict[str, Any]) -> tuple:
-    return tuple(record.get(k) for k in ("experiment", "variant", "profile", "seed"))
+    return tuple(record.get(k) for k in _RUN_FIELDS)
 
 
 def _certified(certificate: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +297,7 @@ def _certified(certificate: dict[str, Any]) -> dict[str, Any]:
     c = certificate["certificate"]
     report = {"mu_max": c["mu_range"][1], "mu_bound": min(c["mu_edges"]),
               "full_stable": c["full_stable"]}
-    return {**dict(zip(("experiment", "variant", "profile", "seed"), _run_key(certificate))),
+    return {**dict(zip(_RUN_FIELDS, _run_key(certificate))),
             "metrics": {}, "stability": report, "certified": True}
 
 
