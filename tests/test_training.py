@@ -343,6 +343,22 @@ def test_gamma_leaving_its_range_raises(tmp_path, synthetic_env, monkeypatch):
     assert info.value.epoch == 1 and info.value.step is None
 
 
+def test_a_gradient_too_large_to_square_is_a_divergence(tmp_path, synthetic_env, monkeypatch):
+    # d(penalty)/d(gamma) = 1e25: finite, but its square overflows Adam's second moment, after
+    # which gamma never moves again while the loss stays finite
+    monkeypatch.setattr(WilsonCowanClassifier, "penalty", lambda self: 1e25 * self.gamma)
+    with pytest.raises(DivergenceError, match="second moment of .*gamma overflowed") as info:
+        _run(tmp_path)
+    assert info.value.epoch == 1 and info.value.step is None
+
+
+def test_parameters_that_stop_moving_are_a_divergence(tmp_path, synthetic_env, monkeypatch):
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, closure=None: None)
+    with pytest.raises(DivergenceError, match="no trained parameter changed.*stuck") as info:
+        _run(tmp_path)
+    assert info.value.epoch == 1
+
+
 # ------------------------------------------------------------------ results
 def _record(experiment, seed, accuracy, gamma=None, variant=None, profile="paper"):
     metrics = {"test_accuracy": accuracy}

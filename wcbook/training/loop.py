@@ -7,10 +7,11 @@ never from its name. Each member is the run it would be alone: its initialisatio
 seed, its data order from its own generator (a fresh permutation per epoch), its gradient from
 its own batch mean, and Adam's element-wise update keeps the stacked members apart.
 
-A member whose loss, parameters or test states turn NaN/inf (or whose gamma leaves (0, inf)) is
-frozen at its last good epoch and recorded as diverged; the others train on untouched. After every
-epoch one checkpoint of the whole ensemble is written; an interrupted run resumes from it (also on
-another machine or kind of device) and ends as an uninterrupted one would.
+A member whose loss, parameters or test states turn NaN/inf (or whose gamma leaves (0, inf)), or
+whose parameters the optimiser can no longer move (a gradient spike overflowed an Adam second
+moment), is frozen at its last good epoch and recorded as diverged; the others train on
+untouched. After every epoch one checkpoint of the whole ensemble is written; an interrupted run
+resumes from it (also on another machine or kind of device) and ends as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -345,6 +346,38 @@ def _check_training(run: Run, epoch: int, losses: torch.Tensor) -> None:
             _diverge(run, k, epoch, problem)
 
 
+def _check_optimizer(run: Run, epoch: int, last_good: dict[str, torch.Tensor]) -> None:
+    """Mark members the optimiser can no longer move, which leave the loss finite and would
+    otherwise train on at chance for the rest of the run: an Adam second moment gone inf (a
+    gradient too large to square in float32), or, at a constant learning rate, no trained
+    parameter changed over the whole epoch (a gradient spike left a second moment so large that
+    every step rounds to nothing). One host synchronisation for all parameters."""
+    names = {p: n for n, p in run.ensemble.named_parameters()}
+    trained = [(names[p], p, run.optimizer.state.get(p, {}))
+               for group in run.optimizer.param_groups if group["lr"] > 0 for p in group["params"]]
+    if not trained:
+        return
+    size = run.ensemble.size
+    with torch.no_grad():
+        moved = [(p != last_good[n]).reshape(size, -1).any(dim=1) for n, p, _ in trained]
+        squares = [state["exp_avg_sq"].reshape(size, -1) if "exp_avg_sq" in state
+                   else p.new_zeros(size, 1) for _, p, state in trained]
+        overflow = [~torch.isfinite(v).all(dim=1) for v in squares]
+        largest = [v.amax(dim=1).float() for v in squares]
+        flags = torch.stack([torch.stack(moved).any(dim=0), *overflow]).cpu()
+        largest = torch.stack(largest).amax(dim=0).cpu()
+    for k in run.alive:
+        bad = [name for (name, _, _), broken in zip(trained, flags[1:, k].tolist()) if broken]
+        if bad:
+            _diverge(run, k, epoch, f"Adam's second moment of {bad[0]} overflowed to inf (a "
+                     "gradient too large to square in float32), so those parameters can no longer "
+                     "move")
+        elif run.scheduler is None and not flags[0, k]:
+            _diverge(run, k, epoch, "no trained parameter changed during the epoch: the optimiser "
+                     f"is stuck (largest Adam second moment {largest[k].item():.3g}, left by a "
+                     "gradient spike)")
+
+
 def _test(run: Run, epoch: int, test: Split, n_test: int, opts: Options) -> list[float]:
     """Test accuracy of every member (evaluation horizon); a live member with NaN/inf test
     states diverges."""
@@ -460,6 +493,7 @@ def _epoch(run: Run, epoch: int, data: tuple[Split, Split, int], opts: Options, 
     run.epoch_seconds = time.perf_counter() - tick
     live_before = run.alive
     _check_training(run, epoch, losses)
+    _check_optimizer(run, epoch, loop["last_good"])
     due = epoch % run.profile.eval_every == 0 or epoch in (
         stage1_end(run.config), run.config.total_epochs
     )
