@@ -355,6 +355,7 @@ def _check_optimizer(run: Run, epoch: int, last_good: dict[str, torch.Tensor]) -
     names = {p: n for n, p in run.ensemble.named_parameters()}
     trained = [(names[p], p, run.optimizer.state.get(p, {}))
                for group in run.optimizer.param_groups if group["lr"] > 0 for p in group["params"]]
+    shown = [name.removeprefix("stacked.").replace("/", ".") for name, _, _ in trained]
     if not trained:
         return
     size = run.ensemble.size
@@ -367,7 +368,7 @@ def _check_optimizer(run: Run, epoch: int, last_good: dict[str, torch.Tensor]) -
         flags = torch.stack([torch.stack(moved).any(dim=0), *overflow]).cpu()
         largest = torch.stack(largest).amax(dim=0).cpu()
     for k in run.alive:
-        bad = [name for (name, _, _), broken in zip(trained, flags[1:, k].tolist()) if broken]
+        bad = [name for name, broken in zip(shown, flags[1:, k].tolist()) if broken]
         if bad:
             _diverge(run, k, epoch, f"Adam's second moment of {bad[0]} overflowed to inf (a "
                      "gradient too large to square in float32), so those parameters can no longer "
