@@ -69,7 +69,7 @@ def test_the_readme_shows_every_subcommand():
 def test_every_subcommand_is_in_one_help_tree(capsys):
     names = [sub.name for sub in cli.SUBCOMMANDS]
     assert names == ["run", "bench", "appendix", "certify", "data", "list", "summary", "campaign",
-                     "robustness"]
+                     "robustness", "trace"]
     for name in names:
         with pytest.raises(SystemExit) as exit_info:
             cli.main([name, "--help"])

@@ -1,4 +1,5 @@
-"""Command line: ``python -m wcbook {run,bench,appendix,certify,data,list,summary,campaign,robustness}``.
+"""Command line: ``python -m wcbook COMMAND``, one of run, bench, appendix, certify, data, list,
+summary, campaign, robustness, trace.
 
 Examples::
 
@@ -35,6 +36,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 
 from . import appendix, bench, campaign, catalog, robustness
+from .training import trace
 from .data import DataRootError
 from .experiments import (
     EXPERIMENTS,
@@ -372,6 +374,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                campaign.add_arguments, campaign.run),
     Subcommand("robustness", "noise, occlusion and attacks on an exported model; its record",
                robustness.add_arguments, robustness.run),
+    Subcommand("trace", "replay a run's first training steps and record each one",
+               trace.add_arguments, trace.run),
 )
 
 

@@ -1,7 +1,7 @@
 """Where the command line writes: the committed (published) folders, or a user's working folder.
 
 The repository's records (``results/``, ``certificates/``, ``benchmarks/results/``,
-``robustness/``) and exported weights (``models/``) are what the
+``robustness/``, ``traces/``) and exported weights (``models/``) are what the
 book and the tests read; a command writes there only when asked with ``--publish`` (run from the
 repository root). Every other run goes to a working folder, ``--out DIR`` or by default
 ``$WCBOOK_HOME``, else ``~/.cache/wcbook/runs``::
@@ -12,6 +12,7 @@ repository root). Every other run goes to a working folder, ``--out DIR`` or by 
     <out>/benchmarks/<device>-<time>.json             benchmark records
     <out>/robustness/<run>/<profile>/seed<k>.json     robustness records
     <out>/models/<run>/<profile>/seed<k>.safetensors  exported weights
+    <out>/traces/<run>/<profile>/seed<k>.json         step-by-step replays of a run's start
 
 Readers take the folder to read, so a user's own records are read with, for example,
 ``load_records(working().results)`` and the published ones with
@@ -53,6 +54,7 @@ class Folders:
     benchmarks: Path
     robustness: Path
     models: Path
+    traces: Path
     publish: bool = False
 
 
@@ -71,6 +73,7 @@ def published(root: str | os.PathLike = ".") -> Folders:
         benchmarks=base / "benchmarks" / "results",
         robustness=base / "robustness",
         models=base / "models",
+        traces=base / "traces",
         publish=True,
     )
 
@@ -85,6 +88,7 @@ def working(out: str | os.PathLike | None = None) -> Folders:
         benchmarks=base / "benchmarks",
         robustness=base / "robustness",
         models=base / "models",
+        traces=base / "traces",
     )
 
 
@@ -102,7 +106,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         "--publish",
         action="store_true",
         help="write the committed records (results/, certificates/, benchmarks/results/, "
-        "robustness/, models/) of the repository in the current folder instead",
+        "robustness/, traces/, models/) of the repository in the current folder instead",
     )
 
 

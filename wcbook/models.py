@@ -369,6 +369,11 @@ class WilsonCowanClassifier(nn.Module):
             return f"gamma = {gamma:.4g} left (0, inf)"
         return None
 
+    def phi_condition(self) -> float:
+        """The condition number of Phi (largest over smallest singular value): how close
+        A = Phi Lambda Phi^-1 is to needing an inverse that float32 cannot give accurately."""
+        return float(torch.linalg.cond(self.network.coupling.phi().detach().double()))
+
     def learning_rates(self) -> dict[str, float]:
         """Parameters (by name) that train at their own learning rate: the learned planted
         columns when ``planted_lr`` is set; the others use the experiment's."""
