@@ -63,16 +63,28 @@ for side in (14, 28, 35):
 
 # %%
 def load(dataset, n, profile):
-    path = ROOT / "results" / f"scaling-{dataset}-{n}" / profile / "seed0.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """Every seed's record of one run, by seed."""
+    folder = ROOT / "results" / f"scaling-{dataset}-{n}" / profile
+    return sorted((json.loads(p.read_text()) for p in folder.glob("seed*.json")),
+                  key=lambda r: r["seed"])
 
 
-def cell(r: dict | None) -> str:
-    """A record as "gamma, psi, seconds per epoch" ("mixed" where devices changed mid-run)."""
-    if r is None:
-        return "no record"
-    pace = "mixed" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f}"
-    return f"{r['metrics']['gamma']:.3f}, {r['metrics']['test_accuracy']:.4f}, {pace}"
+def finished(r: dict) -> bool:
+    return r.get("status", "finished") != "diverged"
+
+
+def cell(records: list[dict]) -> str:
+    """Each record as "gamma, psi, seconds per epoch" ("mixed" where devices changed mid-run),
+    prefixed by its seed where there are several."""
+    parts = []
+    for r in records:
+        if not finished(r):
+            text = f"diverged in epoch {r['diverged_at']['epoch']}"
+        else:
+            pace = "mixed" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f}"
+            text = f"{r['metrics']['gamma']:.3f}, {r['metrics']['test_accuracy']:.4f}, {pace}"
+        parts.append(f"seed {r['seed']}: {text}" if len(records) > 1 else text)
+    return "; ".join(parts) or "no record"
 
 
 table, lines = {}, []
@@ -88,23 +100,23 @@ for dataset in ("mnist", "fashion"):
 columns = ("data", "N", "paper (Tables 6, 7)", "smoke-scaling profile", "paper profile")
 display(styled(frame(lines, columns), "scaling-records", numeric=["N"],
                caption="gamma, test accuracy psi, seconds per epoch"))
+paper_runs = [(d, n, r) for (d, n, profile), records in table.items() if profile == "paper"
+              for r in records if finished(r)]
 
 # %%
-for (dataset, n, profile), r in table.items():
-    if profile == "paper" and r is not None:
-        print(f"scaling-{dataset}-{n} paper (commit {r['commit'][:7]}): {pace_text(r)}")
+for dataset, n, r in paper_runs:
+    print(f"scaling-{dataset}-{n} seed {r['seed']} paper (commit {r['commit'][:7]}): {pace_text(r)}")
 
 # %% [markdown]
-# The gaps of the paper-profile records to the paper's rows (ours minus the paper's; our one seed
-# against a row that gives no spread):
+# The gaps of the finished paper-profile records to the paper's rows (ours minus the paper's; one
+# seed against a row that gives no spread):
 
 # %%
-for (dataset, n, profile), r in table.items():
-    if profile == "paper" and r is not None:
-        ref, m = r["reference"], r["metrics"]
-        print(f"scaling-{dataset}-{n}: accuracy {m['test_accuracy']:.4f} vs {ref['test_accuracy']:.4f} "
-              f"({m['test_accuracy'] - ref['test_accuracy']:+.4f}), gamma {m['gamma']:.3f} vs "
-              f"{ref['gamma']:.3f} ({m['gamma'] - ref['gamma']:+.3f})")
+for dataset, n, r in paper_runs:
+    ref, m = r["reference"], r["metrics"]
+    print(f"scaling-{dataset}-{n} seed {r['seed']}: accuracy {m['test_accuracy']:.4f} vs "
+          f"{ref['test_accuracy']:.4f} ({m['test_accuracy'] - ref['test_accuracy']:+.4f}), gamma "
+          f"{m['gamma']:.3f} vs {ref['gamma']:.3f} ({m['gamma'] - ref['gamma']:+.3f})")
 
 # %% [markdown]
 # A single run's final accuracy is one draw. Over its last hundred epochs the test accuracy of each
@@ -114,16 +126,90 @@ for (dataset, n, profile), r in table.items():
 # final epoch says little about the model:
 
 # %%
-for (dataset, n, profile), r in table.items():
-    if profile == "paper" and r is not None:
-        h, ref = r["history"], r["reference"]["test_accuracy"]
-        late = [a for e, a in zip(h["test_epochs"], h["test_accuracy"]) if e > r["epochs"] - 100]
-        five_run = get_experiment(f"{dataset}-scratch").reference
-        run_sd = five_run["test_accuracy_sem"] * PAPER_RUNS**0.5  # the spread the scorecard borrows
-        print(f"scaling-{dataset}-{n}: test accuracy over the last 100 epochs {min(late):.4f} to "
-              f"{max(late):.4f} ({len(late)} evaluations, final {late[-1]:.4f}); the paper's "
-              f"{ref:.4f} inside that band: {min(late) <= ref <= max(late)}; band wider than the "
-              f"borrowed spread {run_sd:.4f}: {max(late) - min(late) > run_sd}")
+for dataset, n, r in paper_runs:
+    h, ref = r["history"], r["reference"]["test_accuracy"]
+    late = [a for e, a in zip(h["test_epochs"], h["test_accuracy"]) if e > r["epochs"] - 100]
+    five_run = get_experiment(f"{dataset}-scratch").reference
+    run_sd = five_run["test_accuracy_sem"] * PAPER_RUNS**0.5  # the spread the scorecard borrows
+    print(f"scaling-{dataset}-{n} seed {r['seed']}: test accuracy over the last 100 epochs "
+          f"{min(late):.4f} to {max(late):.4f} ({len(late)} evaluations, final {late[-1]:.4f}); "
+          f"the paper's {ref:.4f} inside that band: {min(late) <= ref <= max(late)}; band wider "
+          f"than the borrowed spread {run_sd:.4f}: {max(late) - min(late) > run_sd}")
+
+# %% [markdown]
+# ## A run that stops learning
+#
+# The grid's records include one that did not finish: `scaling-fashion-441`, seed 0, stopped in
+# its first epoch. Its record keeps the reason:
+
+# %%
+for (dataset, n, profile), records in table.items():
+    for r in records:
+        if profile == "paper" and not finished(r):
+            print(f"scaling-{dataset}-{n} seed {r['seed']} (commit {r['commit'][:7]}):\n"
+                  f"{r['message']}")
+
+# %% [markdown]
+# Nothing in that epoch was NaN: the loss stayed finite and gamma ended it positive. What went
+# wrong happened inside the epoch, between two of the loop's checks, so the first 300 training
+# steps of seed 0 and, for contrast, of seed 1 are replayed one at a time with
+# `python -m wcbook trace scaling-fashion-441 --profile paper --seed <k> --steps 300`, the training
+# loop's own steps (same initialisation, data order and updates), recording after each step the
+# learned $\gamma$, the largest entry of the gradient and the condition number of $\Phi$:
+
+# %%
+from wcbook.plots import step_traces
+
+traces = {seed: json.loads((ROOT / "traces" / "scaling-fashion-441" / "paper"
+                            / f"seed{seed}.json").read_text()) for seed in (0, 1)}
+for seed, t in traces.items():
+    print(f"seed {seed}: {t['steps']} steps traced on {t['device']} at commit {t['commit'][:7]} "
+          f"(clean: {not t['dirty']}), {t['wall_time_s']:.0f} s")
+step_traces({f"seed {seed}": t["trace"] for seed, t in traces.items()},
+            "scaling-fashion-441 (N = 441), paper profile, seeds 0 and 1: the first 300 "
+            "training steps")
+plt.show()
+
+# %%
+rows = []
+for seed, t in traces.items():
+    tr = t["trace"]
+    grad, cond, gamma = (np.array(tr[k]) for k in ("max_gradient", "phi_condition", "gamma"))
+    # the gradient of step k is taken at the parameters left by step k - 1
+    worst = int(np.argmax(grad[1:])) + 1
+    rows.append((seed, f"{grad.max():.3g}", tr["step"][worst], f"{gamma[worst - 1]:+.3f}",
+                 f"{cond[worst - 1]:.3g}", f"{cond.max():.3g}", int((gamma < 0).sum()),
+                 f"{gamma.min():+.3f}"))
+display(styled(frame(rows, ("seed", "largest gradient entry", "at step", "gamma there",
+                            "cond(Phi) there", "largest cond(Phi)", "steps with gamma < 0",
+                            "lowest gamma")),
+               "scaling-441-trace", numeric=["seed", "at step", "steps with gamma < 0"],
+               caption="scaling-fashion-441, paper profile: the first 300 steps of seeds 0 and 1"))
+seed0 = traces[0]["trace"]
+cond_before = np.array(seed0["phi_condition"][:-1])
+print("seed 0's largest gradient comes at the step whose Phi is the worst conditioned of all:",
+      int(np.argmax(seed0["max_gradient"][1:])) == int(np.argmax(cond_before)))
+
+# %% [markdown]
+# Seed 1 trains as the paper describes: $\gamma$ rises and stays well above zero, the condition
+# number of $\Phi$ peaks early and then stays near $10^4$, and no gradient entry exceeds 0.1.
+# Seed 0 takes the same kind of first steps into a different regime. Adam's rate of 0.1 moves
+# the free columns of $\Phi$ so far that within a hundred steps $\Phi$ is nearly singular, and
+# $A = \Phi\Lambda\Phi^{-1}$ carries its inverse into every Euler step; the derivative of that
+# inverse, $-\Phi^{-1}\,d\Phi\,\Phi^{-1}$, grows with the square of $\|\Phi^{-1}\|$. At the same
+# time $\gamma$, which divides the inhibitory equation, crosses zero for a few steps, where the
+# inhibitory flow reverses and its stable state repels. The gradient taken at the
+# worst-conditioned $\Phi$, with $\gamma$ negative, is $10^{20}$ or more; its square overflows
+# float32 in Adam's second moment, and from then on every update of those parameters is divided
+# by infinity (the flat lines from step 150 on: only the momentum of earlier updates still moves
+# $\gamma$, and it dies away). Left alone, the run would go on for 350 epochs at chance with a
+# finite loss and a positive $\gamma$; the training loop checks Adam's state after every epoch
+# and records such a run as diverged, naming the parameter whose moment overflowed.
+#
+# Neither the paper nor its code keeps $\gamma$ positive or $\Phi$ well conditioned (the
+# orthogonality penalty, 0.01 times the mean |cos| of the angles between free columns, did not
+# prevent it here), so this is a property of the recipe, not of this implementation. A single
+# diverged seed is no estimate of how often it happens.
 
 # %% [markdown]
 # ## Time per epoch against $N$
@@ -142,7 +228,7 @@ for dataset, marker in (("mnist", "o"), ("fashion", "s")):
     ax.loglog(sizes, paper, marker, mfc="none", color="0.4", label=f"paper, {dataset}")
     slopes["paper", dataset] = np.polyfit(np.log(sizes), np.log(paper), 1)[0]
     measured = [(n, table[dataset, int(n), "smoke-scaling"]) for n in sizes]
-    measured = np.array([(n, r["seconds_per_epoch"]) for n, r in measured if r is not None])
+    measured = np.array([(n, r[0]["seconds_per_epoch"]) for n, r in measured if r])
     if len(measured) >= 2:
         ax.loglog(measured[:, 0], measured[:, 1], marker + "-", label=f"smoke-scaling, {dataset}")
         slopes["smoke-scaling", dataset] = np.polyfit(np.log(measured[:, 0]), np.log(measured[:, 1]), 1)[0]
@@ -219,13 +305,17 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # GPU work. The $N = 196$ runs were begun on an H100 and, when its time ran out, resumed from their
 # checkpoints on a 2-core CPU; the $N = 289$ runs were trained on that CPU from the start, one
 # thread each, over several hours (the sessions and times per epoch are listed above). The
-# sizes from $N = 441$ on cost more per epoch still and wait for a GPU. They are run with
+# sizes from $N = 441$ on cost more per epoch still and wait for a GPU (seed 0 of Fashion-MNIST at
+# $N = 441$ diverged in its first epoch, above; seed 1 is its next run). They are run with
 # `python -m wcbook appendix scaling --profile paper --publish`, or one at a time with
 # `python -m wcbook run scaling-mnist-441 --profile paper --publish`; this chapter then shows them
 # beside the paper's rows. The paper-profile records there are, and those still missing:
 
 # %%
-have = sorted(f"scaling-{d}-{n}" for (d, n, p), r in table.items() if p == "paper" and r)
+have = sorted({f"scaling-{d}-{n}" for d, n, _ in paper_runs})
+diverged = sorted(f"scaling-{d}-{n}" for (d, n, p), r in table.items()
+                  if p == "paper" and r and not any(map(finished, r)))
 missing = sorted(f"scaling-{d}-{n}" for (d, n, p), r in table.items() if p == "paper" and not r)
-print("paper-profile records:", ", ".join(have) or "none yet")
+print("finished paper-profile records:", ", ".join(have) or "none yet")
+print("only diverged runs:", ", ".join(diverged) or "none")
 print("missing:", ", ".join(missing) or "none")

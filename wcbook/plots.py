@@ -238,3 +238,24 @@ def twin_seed_plot(table: Any, chance: float, title: str) -> Figure:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def step_traces(traces: dict[str, dict[str, Sequence[float]]], title: str) -> Figure:
+    """Step traces (label -> the ``trace`` of :func:`wcbook.training.trace.trace_steps`) on three
+    axes over the training step: the learned gamma after each step (dotted: 0, where the
+    inhibitory equation reverses), the largest gradient entry of each step and the condition
+    number of Phi after each step (both on log axes); ``title`` names the model, profile and
+    seeds."""
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
+    for label, trace in traces.items():
+        axes[0].plot(trace["step"], trace["gamma"], lw=1, label=label)
+        axes[1].semilogy(trace["step"], trace["max_gradient"], lw=1)
+        axes[2].semilogy(trace["step"], trace["phi_condition"], lw=1)
+    axes[0].axhline(0, color="k", ls=":", lw=1)
+    axes[0].set_ylabel("gamma")
+    axes[1].set_ylabel("largest |gradient|")
+    axes[2].set(ylabel="cond(Phi)", xlabel="training step (batch of 200)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
