@@ -8,9 +8,11 @@
   generator (a fresh permutation per epoch), and the global generators (from the first seed).
 * The profile's data are loaded once and moved to the device once, by the experiment's kind
   (:mod:`wcbook.kinds`), which also says how the model and its optimiser are built.
-* After every epoch each member's loss and parameters are checked; a member that turned NaN/inf
-  (or whose gamma left (0, inf)) is frozen at its last good epoch and recorded as diverged, and
-  the others train on. Test accuracy (evaluation horizon) every ``profile.eval_every`` epochs and
+* After every epoch each member's loss, parameters and optimiser state are checked; a member
+  that turned NaN/inf (or whose gamma left (0, inf)), or that the optimiser can no longer move
+  (a gradient spike overflowed Adam's second moment), is frozen at its last good epoch and
+  recorded as diverged, and the others train on. :func:`trace_steps` replays the first steps of
+  a run one at a time, to see what happened inside an epoch (:mod:`.trace`). Test accuracy (evaluation horizon) every ``profile.eval_every`` epochs and
   after the last one.
 * On a CUDA device the whole training step of the ensemble (forward, adjoint, Adam) is captured
   once as a CUDA graph and replayed for every full batch (:mod:`.graph`).
@@ -43,6 +45,7 @@ from .provenance import (
     record_header,
     select_device,
 )
+from .trace import trace_steps
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -65,4 +68,5 @@ __all__ = [
     "select_device",
     "train",
     "train_ensemble",
+    "trace_steps",
 ]

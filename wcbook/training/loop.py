@@ -355,28 +355,28 @@ def _check_optimizer(run: Run, epoch: int, last_good: dict[str, torch.Tensor]) -
     names = {p: n for n, p in run.ensemble.named_parameters()}
     trained = [(names[p], p, run.optimizer.state.get(p, {}))
                for group in run.optimizer.param_groups if group["lr"] > 0 for p in group["params"]]
-    shown = [name.removeprefix("stacked.").replace("/", ".") for name, _, _ in trained]
     if not trained:
         return
     size = run.ensemble.size
     with torch.no_grad():
         moved = [(p != last_good[n]).reshape(size, -1).any(dim=1) for n, p, _ in trained]
-        squares = [state["exp_avg_sq"].reshape(size, -1) if "exp_avg_sq" in state
-                   else p.new_zeros(size, 1) for _, p, state in trained]
+        squares = [state["exp_avg_sq"].reshape(size, -1).float() if "exp_avg_sq" in state
+                   else p.new_zeros(size, 1, dtype=torch.float32) for _, p, state in trained]
         overflow = [~torch.isfinite(v).all(dim=1) for v in squares]
-        largest = [v.amax(dim=1).float() for v in squares]
-        flags = torch.stack([torch.stack(moved).any(dim=0), *overflow]).cpu()
-        largest = torch.stack(largest).amax(dim=0).cpu()
+        largest = torch.stack([v.amax(dim=1) for v in squares]).amax(dim=0)
+        table = torch.stack([torch.stack(moved).any(dim=0), *overflow]).float()
+        table = torch.cat([table, largest[None]]).cpu()  # rows: moved, overflow per param, largest
+    shown = [name.removeprefix("stacked.").replace("/", ".") for name, _, _ in trained]
     for k in run.alive:
-        bad = [name for name, broken in zip(shown, flags[1:, k].tolist()) if broken]
+        bad = [name for name, broken in zip(shown, table[1:-1, k].tolist()) if broken]
         if bad:
             _diverge(run, k, epoch, f"Adam's second moment of {bad[0]} overflowed to inf (a "
                      "gradient too large to square in float32), so those parameters can no longer "
                      "move")
-        elif run.scheduler is None and not flags[0, k]:
+        elif run.scheduler is None and not table[0, k]:
             _diverge(run, k, epoch, "no trained parameter changed during the epoch: the optimiser "
-                     f"is stuck (largest Adam second moment {largest[k].item():.3g}, left by a "
-                     "gradient spike)")
+                     f"is stuck (largest Adam second moment {table[-1, k].item():.3g}, as a "
+                     "gradient spike leaves it)")
 
 
 def _test(run: Run, epoch: int, test: Split, n_test: int, opts: Options) -> list[float]:

@@ -1,13 +1,14 @@
 """Step by step: the first training steps of a run, replayed, with what the epoch means hide.
 
 A run's history holds one number per epoch. Some failures happen inside an epoch: a parameter
-crosses a boundary for a few steps and comes back, a gradient spikes once. :func:`trace_steps`
-replays the first steps of one seed exactly as :func:`~wcbook.training.train` takes them (same
-initialisation, same data order, same updates, through the same step function) and records,
-after every step, the batch loss, the largest absolute gradient entry, the model's
-``metrics()`` (gamma, mu_max, stability margin for a Wilson-Cowan model) and, for a model with
-a ``phi_condition`` method, the condition number of Phi. ``python -m wcbook trace`` writes
-the result, with the provenance of a training record, to ``<out>/traces/<run>/<profile>/``.
+crosses a boundary for a few steps and comes back, a gradient spikes once.
+:func:`~wcbook.training.trace_steps` replays the first steps of one seed exactly as
+:func:`~wcbook.training.train` takes them (same initialisation, same data order, same updates,
+through the same step function) and records, after every step, the batch loss, the largest
+absolute gradient entry, the model's ``metrics()`` (gamma, mu_max, stability margin for a
+Wilson-Cowan model) and, for a model with a ``phi_condition`` method, the condition number of
+Phi. ``python -m wcbook trace`` writes the result, with the provenance of a training record, to
+``<out>/traces/<run>/<profile>/``.
 """
 
 from __future__ import annotations
