@@ -8,6 +8,7 @@ import pytest
 
 from wcbook import __main__ as cli
 from wcbook.experiments import Profile, get_experiment
+from wcbook.models import WilsonCowanClassifier
 from wcbook.training import train
 from wcbook.training.trace import trace_steps
 
@@ -32,6 +33,8 @@ def test_a_trace_replays_the_steps_of_training(tmp_path, synthetic_env):
         gamma = record["history"]["gamma"][epoch]  # records keep 6 significant digits
         assert trace["gamma"][(epoch + 1) * per_epoch - 1] == pytest.approx(gamma, rel=1e-5)
     assert all(g > 0 for g in trace["max_gradient"]) and min(trace["phi_condition"]) >= 1
+    assert all(v > 0 for v in trace["max_second_moment"])
+    assert not any(trace["second_moment_overflow"])
     assert traced["experiment"] == "mnist-scratch" and traced["seed"] == 0 and "commit" in traced
 
 
@@ -45,3 +48,10 @@ def test_the_trace_command_writes_its_record(tmp_path, synthetic_env, capsys):
     assert cli.main(["trace", "no-such-run", "--profile", "smoke", "--out", str(tmp_path)]) == 2
     with pytest.raises(ValueError, match="at least 1"):
         trace_steps("mnist-mlp", "smoke", steps=0)
+
+
+def test_a_trace_shows_when_adams_second_moment_overflows(synthetic_env, monkeypatch):
+    monkeypatch.setattr(WilsonCowanClassifier, "penalty", lambda self: 1e25 * self.gamma)
+    trace = trace_steps("mnist-scratch", TINY, 0, steps=2, progress=False)["trace"]
+    assert trace["second_moment_overflow"] == [True, True]
+    assert trace["max_second_moment"] == [None, None] and trace["max_gradient"][0] > 1e24

@@ -5,16 +5,17 @@ crosses a boundary for a few steps and comes back, a gradient spikes once.
 :func:`~wcbook.training.trace_steps` replays the first steps of one seed exactly as
 :func:`~wcbook.training.train` takes them (same initialisation, same data order, same updates,
 through the same step function) and records, after every step, the batch loss, the largest
-absolute gradient entry, the model's ``metrics()`` (gamma, mu_max, stability margin for a
-Wilson-Cowan model) and, for a model with a ``phi_condition`` method, the condition number of
-Phi. ``python -m wcbook trace`` writes the result, with the provenance of a training record, to
-``<out>/traces/<run>/<profile>/``.
+absolute gradient entry, the largest Adam second moment, the model's ``metrics()`` (gamma,
+mu_max, stability margin for a Wilson-Cowan model) and, for a model with a ``phi_condition``
+method, the condition number of Phi. ``python -m wcbook trace`` writes the result, with the
+provenance of a training record, to ``<out>/traces/<run>/<profile>/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -41,11 +42,16 @@ def trace_path(run: str, profile: str, seed: int, folder: str | os.PathLike) -> 
 
 
 def _observe(ensemble: Any, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> dict:
-    """What one step left behind: its loss, largest |gradient| and the member's scalars."""
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
-             if p.grad is not None]
-    largest = max((float(g.abs().max()) for g in grads), default=0.0)
+    """What one step left behind: its loss, largest |gradient|, largest Adam second moment (None
+    once it overflowed, which ``second_moment_overflow`` says) and the member's scalars."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    largest = max((float(p.grad.abs().max()) for p in params if p.grad is not None), default=0.0)
+    moments = [optimizer.state[p]["exp_avg_sq"] for p in params
+               if "exp_avg_sq" in optimizer.state.get(p, {})]
+    top = max((float(v.max()) for v in moments), default=0.0)
     seen = {"loss": float(loss[0]), "max_gradient": largest,
+            "max_second_moment": top if math.isfinite(top) else None,
+            "second_moment_overflow": not math.isfinite(top),
             **ensemble.member_call(0, "metrics")}
     if hasattr(ensemble.template, "phi_condition"):
         seen["phi_condition"] = ensemble.member_call(0, "phi_condition")
