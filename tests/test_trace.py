@@ -10,7 +10,7 @@ from wcbook import __main__ as cli
 from wcbook.experiments import Profile, get_experiment
 from wcbook.models import WilsonCowanClassifier
 from wcbook.training import train
-from wcbook.training.trace import trace_steps
+from wcbook.training.trace import trace_steps, trace_summary
 
 TINY = Profile(name="tiny", description="test", n_train=300, n_test=100, epochs=2, image_size=7,
                eval_every=1)
@@ -35,6 +35,8 @@ def test_a_trace_replays_the_steps_of_training(tmp_path, synthetic_env):
     assert all(g > 0 for g in trace["max_gradient"]) and min(trace["phi_condition"]) >= 1
     assert all(v > 0 for v in trace["max_second_moment"])
     assert not any(trace["second_moment_overflow"])
+    summary = trace_summary(trace)
+    assert summary["overflow_step"] is None and summary["steps_gamma_negative"] == 0
     assert traced["experiment"] == "mnist-scratch" and traced["seed"] == 0 and "commit" in traced
 
 
@@ -55,3 +57,6 @@ def test_a_trace_shows_when_adams_second_moment_overflows(synthetic_env, monkeyp
     trace = trace_steps("mnist-scratch", TINY, 0, steps=2, progress=False)["trace"]
     assert trace["second_moment_overflow"] == [True, True]
     assert trace["max_second_moment"] == [None, None] and trace["max_gradient"][0] > 1e24
+    summary = trace_summary(trace)
+    assert summary["overflow_step"] == 1 and summary["steps"] == 2
+    assert summary["max_gradient"] > 1e24 and summary["max_phi_condition"] >= 1

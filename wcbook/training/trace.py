@@ -33,7 +33,7 @@ from .checkpoint import atomic_write
 from .provenance import environment, record_header
 from .stages import stage_at
 
-__all__ = ["trace_steps", "trace_path", "add_arguments", "run"]
+__all__ = ["trace_steps", "trace_path", "trace_summary", "add_arguments", "run"]
 
 
 def trace_path(run: str, profile: str, seed: int, folder: str | os.PathLike) -> Path:
@@ -113,6 +113,24 @@ def trace_steps(
     header = record_header(config, prof, seed, environment(opts.device, "fast", 1, "fp32"))
     return {**header, "steps": len(trace["step"]), "wall_time_s": time.perf_counter() - tick,
             "trace": trace}
+
+
+def trace_summary(trace: dict[str, list]) -> dict[str, Any]:
+    """What a trace (the ``trace`` of a :func:`trace_steps` record) comes to: the first step
+    after which Adam's second moment had overflowed (None: never), the largest gradient entry,
+    the largest condition number of Phi (None for a model without one), the number of steps
+    after which gamma was negative and the lowest gamma (None without a gamma)."""
+    overflow = [step for step, bad in zip(trace["step"], trace.get("second_moment_overflow", []))
+                if bad]
+    gamma = trace.get("gamma")
+    return {
+        "steps": len(trace["step"]),
+        "overflow_step": overflow[0] if overflow else None,
+        "max_gradient": max(trace["max_gradient"]),
+        "max_phi_condition": max(trace["phi_condition"]) if "phi_condition" in trace else None,
+        "steps_gamma_negative": sum(g < 0 for g in gamma) if gamma else None,
+        "min_gamma": min(gamma) if gamma else None,
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
