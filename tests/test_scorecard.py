@@ -53,6 +53,19 @@ def test_within_tolerance_is_reproduced_with_the_borrowed_spread_for_one_seed():
     assert far.status == "off" and far.reason == ""
 
 
+def test_a_diverged_paper_run_is_off_and_says_where_it_stopped_until_a_seed_finishes():
+    entry = Entry("Table 7", "x", "scaling-fashion-441", "test_accuracy")
+    stopped = {**record("scaling-fashion-441", None), "status": "diverged", "metrics": {},
+               "diverged_at": {"epoch": 1, "step": None}}
+    row = score(entry, [stopped])
+    assert row.status == "off" and row.ours is None
+    assert row.reason.startswith("paper-profile run diverged (seed 0 in epoch 1)")
+    finished = record("scaling-fashion-441", get_experiment("scaling-fashion-441")
+                      .reference["test_accuracy"], seed=1)
+    row = score(entry, [stopped, finished])
+    assert row.status == "reproduced" and row.n == 1
+
+
 def test_several_seeds_use_their_own_standard_error():
     entry = Entry("Table 2", "x", "mnist-mlp", "test_accuracy")
     runs = [record("mnist-mlp", v, seed=k) for k, v in enumerate((0.980, 0.982, 0.984))]

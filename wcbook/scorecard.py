@@ -338,8 +338,12 @@ def score(entry: Entry, records: list[dict[str, Any]],
     values = [v for v in (_value(r, entry.metric) for r in runs if _finished(r)) if v is not None]
     if not values:
         smaller = _smaller_profiles(entry, records)
+        stopped = [f"seed {r['seed']} in epoch {r['diverged_at']['epoch']}"
+                   for r in runs if not _finished(r) and r.get("diverged_at")]
         diverged = any(not _finished(r) for r in runs)
-        reason = "paper-profile run diverged" if diverged else "no paper-profile run"
+        reason = "no paper-profile run"
+        if diverged:
+            reason = "paper-profile run diverged" + (f" ({', '.join(stopped)})" if stopped else "")
         reason += f"; smaller runs: {', '.join(smaller)}" if smaller else ""
         reason += _smaller_result(entry, records) if entry.show_smaller else ""
         return Score(entry, paper, paper_se, None, None, len(runs), None, variant, None,
