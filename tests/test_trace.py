@@ -37,6 +37,7 @@ def test_a_trace_replays_the_steps_of_training(tmp_path, synthetic_env):
     assert not any(trace["second_moment_overflow"])
     summary = trace_summary(trace)
     assert summary["overflow_step"] is None and summary["steps_gamma_negative"] == 0
+    assert summary["nonfinite_step"] is None and all(trace["finite"])
     assert traced["experiment"] == "mnist-scratch" and traced["seed"] == 0 and "commit" in traced
 
 
@@ -60,3 +61,12 @@ def test_a_trace_shows_when_adams_second_moment_overflows(synthetic_env, monkeyp
     summary = trace_summary(trace)
     assert summary["overflow_step"] == 1 and summary["steps"] == 2
     assert summary["max_gradient"] > 1e24 and summary["max_phi_condition"] >= 1
+
+
+def test_a_trace_stops_at_the_first_nan(synthetic_env, monkeypatch):
+    monkeypatch.setattr(WilsonCowanClassifier, "penalty", lambda self: self.gamma * float("nan"))
+    trace = trace_steps("mnist-scratch", TINY, 0, steps=4, progress=False)["trace"]
+    assert trace["step"] == [1] and trace["finite"] == [False]
+    assert trace["phi_condition"] == [None]  # the parameters are NaN after the step
+    summary = trace_summary(trace)
+    assert summary["nonfinite_step"] == 1 and summary["max_phi_condition"] is None

@@ -370,8 +370,9 @@ class WilsonCowanClassifier(nn.Module):
         return None
 
     def phi_condition(self) -> float:
-        """The condition number of Phi (largest over smallest singular value): how close
-        A = Phi Lambda Phi^-1 is to needing an inverse that float32 cannot give accurately."""
+        """The condition number of Phi (largest over smallest singular value; Phi must be
+        finite): how close A = Phi Lambda Phi^-1 is to needing an inverse that float32 cannot
+        give accurately."""
         return float(torch.linalg.cond(self.network.coupling.phi().detach().double()))
 
     def learning_rates(self) -> dict[str, float]:

@@ -41,21 +41,30 @@ def trace_path(run: str, profile: str, seed: int, folder: str | os.PathLike) -> 
     return Path(folder) / run / profile / f"seed{seed}.json"
 
 
+def _finite_or_none(value: Any) -> Any:
+    """A float as it is, or None where it is NaN/inf (JSON has no such numbers)."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
 def _observe(ensemble: Any, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> dict:
     """What one step left behind: its loss, largest |gradient|, largest Adam second moment (None
-    once it overflowed, which ``second_moment_overflow`` says) and the member's scalars."""
+    once it overflowed, which ``second_moment_overflow`` says), the member's scalars, and
+    ``finite``: whether the loss and every trained parameter are finite. Non-finite numbers are
+    recorded as None."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     largest = max((float(p.grad.abs().max()) for p in params if p.grad is not None), default=0.0)
     moments = [optimizer.state[p]["exp_avg_sq"] for p in params
                if "exp_avg_sq" in optimizer.state.get(p, {})]
     top = max((float(v.max()) for v in moments), default=0.0)
-    seen = {"loss": float(loss[0]), "max_gradient": largest,
-            "max_second_moment": top if math.isfinite(top) else None,
-            "second_moment_overflow": not math.isfinite(top),
+    finite = math.isfinite(float(loss[0])) and all(bool(torch.isfinite(p).all()) for p in params)
+    seen = {"loss": float(loss[0]), "max_gradient": largest, "max_second_moment": top,
+            "second_moment_overflow": not math.isfinite(top), "finite": finite,
             **ensemble.member_call(0, "metrics")}
-    if hasattr(ensemble.template, "phi_condition"):
+    if hasattr(ensemble.template, "phi_condition") and finite:
         seen["phi_condition"] = ensemble.member_call(0, "phi_condition")
-    return seen
+    elif hasattr(ensemble.template, "phi_condition"):
+        seen["phi_condition"] = None
+    return {name: _finite_or_none(value) for name, value in seen.items()}
 
 
 class _Enough(Exception):
@@ -77,10 +86,13 @@ def _epochs(run: Any, opts: Any, train_data: Any, trace: dict[str, list], steps:
             if len(trace["step"]) == steps:
                 raise _Enough
             loss, right = step(images, labels)
-            for name, value in _observe(run.ensemble, run.optimizer, loss).items():
+            seen = _observe(run.ensemble, run.optimizer, loss)
+            for name, value in seen.items():
                 trace.setdefault(name, []).append(value)
             trace["step"].append(len(trace["step"]) + 1)
             bar.update()
+            if not seen["finite"]:  # nothing after a NaN is worth replaying
+                raise _Enough
             return loss, right
 
         try:
@@ -116,18 +128,29 @@ def trace_steps(
 
 
 def trace_summary(trace: dict[str, list]) -> dict[str, Any]:
-    """What a trace (the ``trace`` of a :func:`trace_steps` record) comes to: the first step
-    after which Adam's second moment had overflowed (None: never), the largest gradient entry,
-    the largest condition number of Phi (None for a model without one), the number of steps
-    after which gamma was negative and the lowest gamma (None without a gamma)."""
-    overflow = [step for step, bad in zip(trace["step"], trace.get("second_moment_overflow", []))
-                if bad]
-    gamma = trace.get("gamma")
+    """What a trace (the ``trace`` of a :func:`trace_steps` record) comes to: the steps traced,
+    the first step after which Adam's second moment had overflowed and the step after which the
+    loss or a parameter was NaN/inf, where the trace stops (each None: never), the largest
+    gradient entry and condition number of Phi (finite values only; None for a model without
+    Phi), the number of steps after which gamma was negative and the lowest gamma (None without
+    a gamma)."""
+
+    def first(name: str) -> int | None:
+        hits = [step for step, bad in zip(trace["step"], trace.get(name, [])) if bad]
+        return hits[0] if hits else None
+
+    def top(name: str) -> float | None:
+        values = [v for v in trace.get(name, []) if v is not None]
+        return max(values) if values else None
+
+    gamma = [g for g in trace.get("gamma", []) if g is not None]
     return {
         "steps": len(trace["step"]),
-        "overflow_step": overflow[0] if overflow else None,
-        "max_gradient": max(trace["max_gradient"]),
-        "max_phi_condition": max(trace["phi_condition"]) if "phi_condition" in trace else None,
+        "overflow_step": first("second_moment_overflow"),
+        "nonfinite_step": next((step for step, ok in zip(trace["step"], trace.get("finite", []))
+                                if not ok), None),
+        "max_gradient": top("max_gradient"),
+        "max_phi_condition": top("phi_condition"),
         "steps_gamma_negative": sum(g < 0 for g in gamma) if gamma else None,
         "min_gamma": min(gamma) if gamma else None,
     }
@@ -155,9 +178,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     path = trace_path(args.run, args.profile, args.seed, folders_from_args(args).traces)
     atomic_write(path, lambda handle: json.dump(record, handle, indent=1), mode="w")
-    trace = record["trace"]
-    worst = max(range(len(trace["step"])), key=trace["max_gradient"].__getitem__)
-    print(f"{args.run} seed {args.seed}: {record['steps']} steps; largest gradient entry "
-          f"{trace['max_gradient'][worst]:.3g} at step {trace['step'][worst]}")
+    summary = trace_summary(record["trace"])
+    largest = summary["max_gradient"]
+    print(f"{args.run} seed {args.seed}: {summary['steps']} steps; largest gradient entry "
+          f"{'-' if largest is None else f'{largest:.3g}'}; Adam's second moment overflowed "
+          f"after step {summary['overflow_step'] or '-'}; NaN/inf after step "
+          f"{summary['nonfinite_step'] or '-'}")
     print(f"trace: {path}")
     return 0
