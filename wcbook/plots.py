@@ -264,10 +264,10 @@ def step_traces(traces: dict[str, dict[str, Sequence[float]]], title: str) -> Fi
 def trace_seeds(summaries: dict[str, dict[int, dict[str, Any]]], title: str) -> Figure:
     """Per run (label -> seed -> :func:`wcbook.training.trace.trace_summary`), one dot per seed
     of its largest gradient entry and its largest condition number of Phi over the traced steps,
-    on log axes; red where Adam's second moment overflowed. ``title`` names the models, profile
-    and steps."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    on log axes; red where Adam's second moment overflowed or a parameter turned NaN. ``title``
+    names the models, profile and steps."""
     names = list(summaries)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(names)), 6), sharex=True)
     for ax, key, label in ((axes[0], "max_gradient", "largest |gradient|"),
                            (axes[1], "max_phi_condition", "largest cond(Phi)")):
         for x, name in enumerate(names):
@@ -275,15 +275,15 @@ def trace_seeds(summaries: dict[str, dict[int, dict[str, Any]]], title: str) -> 
             jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
             for dx, seed in zip(jitter, seeds):
                 s = summaries[name][seed]
-                bad = s["overflow_step"] is not None
+                bad = s["overflow_step"] is not None or s.get("nonfinite_step") is not None
                 ax.scatter(x + dx, s[key], color="tab:red" if bad else "tab:blue", zorder=3)
                 ax.annotate(str(seed), (x + dx, s[key]), xytext=(4, 0),
                             textcoords="offset points", fontsize=7, va="center")
         ax.set_yscale("log")
-        ax.set_xticks(range(len(names)), names, fontsize=8, rotation=15)
+        ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set(ylabel=label, xlim=(-0.5, len(names) - 0.5))
-    axes[0].scatter([], [], color="tab:red", label="Adam's second moment overflowed")
-    axes[0].scatter([], [], color="tab:blue", label="no overflow")
+    axes[0].scatter([], [], color="tab:red", label="Adam's second moment overflowed, or NaN")
+    axes[0].scatter([], [], color="tab:blue", label="neither")
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -48,7 +48,7 @@ def _finite_or_none(value: Any) -> Any:
 
 def _observe(ensemble: Any, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> dict:
     """What one step left behind: its loss, largest |gradient|, largest Adam second moment (None
-    once it overflowed, which ``second_moment_overflow`` says), the member's scalars, and
+    once it is inf, ``second_moment_overflow``, or NaN), the member's scalars, and
     ``finite``: whether the loss and every trained parameter are finite. Non-finite numbers are
     recorded as None."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -58,7 +58,7 @@ def _observe(ensemble: Any, optimizer: torch.optim.Optimizer, loss: torch.Tensor
     top = max((float(v.max()) for v in moments), default=0.0)
     finite = math.isfinite(float(loss[0])) and all(bool(torch.isfinite(p).all()) for p in params)
     seen = {"loss": float(loss[0]), "max_gradient": largest, "max_second_moment": top,
-            "second_moment_overflow": not math.isfinite(top), "finite": finite,
+            "second_moment_overflow": math.isinf(top), "finite": finite,
             **ensemble.member_call(0, "metrics")}
     if hasattr(ensemble.template, "phi_condition") and finite:
         seen["phi_condition"] = ensemble.member_call(0, "phi_condition")
@@ -134,10 +134,9 @@ def trace_summary(trace: dict[str, list]) -> dict[str, Any]:
     gradient entry and condition number of Phi (finite values only; None for a model without
     Phi), the number of steps after which gamma was negative and the lowest gamma (None without
     a gamma)."""
-
-    def first(name: str) -> int | None:
-        hits = [step for step, bad in zip(trace["step"], trace.get(name, [])) if bad]
-        return hits[0] if hits else None
+    finite = trace.get("finite", [True] * len(trace["step"]))
+    flags = zip(trace["step"], trace["second_moment_overflow"], finite)
+    overflow = [step for step, bad, ok in flags if bad and ok]  # a NaN moment is no overflow
 
     def top(name: str) -> float | None:
         values = [v for v in trace.get(name, []) if v is not None]
@@ -146,7 +145,7 @@ def trace_summary(trace: dict[str, list]) -> dict[str, Any]:
     gamma = [g for g in trace.get("gamma", []) if g is not None]
     return {
         "steps": len(trace["step"]),
-        "overflow_step": first("second_moment_overflow"),
+        "overflow_step": overflow[0] if overflow else None,
         "nonfinite_step": next((step for step, ok in zip(trace["step"], trace.get("finite", []))
                                 if not ok), None),
         "max_gradient": top("max_gradient"),
