@@ -104,9 +104,10 @@ ENCODED_DEFAULTS: dict[str, Any] = {
 
 #: Switches of the Wilson-Cowan model an experiment may set in ``model_options`` (keyword
 #: arguments of :class:`~wcbook.models.WilsonCowanClassifier`): the ablations of App. E, where
-#: learned planted columns start and their learning rate, and stability enforcement.
+#: learned planted columns start and their learning rate, stability enforcement, and the floor
+#: that keeps gamma where explicit Euler is stable.
 MODEL_OPTIONS = ("learn_planted", "planted_eigenvalue", "force_unstable", "planted_init",
-                 "planted_lr", "enforce_stable")
+                 "planted_lr", "enforce_stable", "gamma_floor")
 
 #: Side of the original MNIST / Fashion-MNIST images.
 NATIVE_SIZE = 28
@@ -1044,6 +1045,19 @@ VARIANTS: dict[str, Variant] = {
                 "it enforces; the code trains the eigenvalues unconstrained"
             ),
             overrides={k: {"model_options": {"enforce_stable": True}} for k in _WC_IDS},
+        ),
+        Variant(
+            name="gamma-floor",
+            description=(
+                "gamma clamped after every Adam step to at least the smallest value at which "
+                "explicit Euler keeps the inhibitory equation stable (wcbook.stability."
+                "euler_gamma_floor); the paper leaves gamma free, and a run "
+                "whose gamma stays above the floor is the paper's run step for step"
+            ),
+            overrides={k: {"model_options": {"gamma_floor": True}}
+                       for k in (*_WC_IDS, *(f"scaling-{d}-{side * side}"
+                                             for d in ("mnist", "fashion")
+                                             for side in SCALING_SIDES))},
         ),
         Variant(
             name="text",

@@ -11,7 +11,8 @@ from .coupling import SpectralCoupling, make_targets
 from .dynamics import check_state, check_time, euler, wc_rhs
 from .engine import integrate_fast
 from .params import WCParams
-from .stability import BistableStates, bistable_states, stability_interval, stable_mu_bound
+from .stability import (BistableStates, bistable_states, euler_gamma_floor, stability_interval,
+                        stable_mu_bound)
 
 #: How a network integrates: ``"autograd"`` (:func:`wcbook.dynamics.euler`, autograd records every
 #: step), ``"fast"`` (:func:`wcbook.engine.integrate_fast`: no graph, hand-derived adjoint) and
@@ -229,7 +230,10 @@ class WilsonCowanClassifier(nn.Module):
     :mod:`wcbook.engine`. ``learn_planted``, ``planted_init``, ``planted_eigenvalue``,
     ``force_unstable`` (the ablations of App. E) and ``enforce_stable`` go to
     :class:`WilsonCowanNetwork`; ``planted_lr`` (None: the experiment's rate) is the learning rate
-    of learned planted columns (:meth:`learning_rates`).
+    of learned planted columns (:meth:`learning_rates`). With ``gamma_floor`` the training loop
+    keeps gamma at or above :func:`~wcbook.stability.euler_gamma_floor` after every step
+    (:meth:`parameter_bounds`), where explicit Euler with step ``dt`` stays stable; the paper
+    leaves gamma free.
     """
 
     def __init__(
@@ -252,9 +256,14 @@ class WilsonCowanClassifier(nn.Module):
         planted_init: str = "random",
         enforce_stable: bool = False,
         planted_lr: float | None = None,
+        gamma_floor: bool = False,
     ) -> None:
         super().__init__()
         check_time(T_train, dt)
+        self.gamma_min = euler_gamma_floor(params, dt) if gamma_floor and learn_gamma else None
+        if self.gamma_min is not None and not float(params.gamma) >= self.gamma_min:
+            raise ValueError(f"gamma starts at {params.gamma}, below its Euler floor "
+                             f"{self.gamma_min:.4g} for dt = {dt}")
         if planted_lr is not None and not (learn_planted and planted_lr > 0):
             raise ValueError("planted_lr needs learn_planted and a positive rate")
         if T_eval is not None:
@@ -368,6 +377,12 @@ class WilsonCowanClassifier(nn.Module):
         if not gamma > 0:
             return f"gamma = {gamma:.4g} left (0, inf)"
         return None
+
+    def parameter_bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """Trained parameters (by name) that the training loop clamps into (low, high) after
+        every optimiser step (None: unbounded): gamma at or above its Euler floor with
+        ``gamma_floor``, nothing otherwise."""
+        return {} if self.gamma_min is None else {"network.gamma": (self.gamma_min, None)}
 
     def phi_condition(self) -> float:
         """The condition number of Phi (largest over smallest singular value; Phi must be

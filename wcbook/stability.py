@@ -280,3 +280,23 @@ def stable_mu_bound(p: WCParams = WCParams()) -> float:
     states = bistable_states(p)
     edges = [float(stability_interval(x, states.y_star, p).sup) for x in (states.xbar1, states.xbar2)]
     return min(edges)
+
+
+def euler_gamma_floor(p: WCParams = WCParams(), dt: float = 0.1) -> float:
+    """The smallest gamma at which one explicit Euler step of size ``dt`` keeps the inhibitory
+    equation stable at every rate y in [0, 1].
+
+    With w_IE = 0 the inhibitory rate obeys dy/dt = g(y) / gamma on its own, with
+    g(y) = -alpha_I y + (1 - y) F_I(h_I - w_II y). An Euler step multiplies a deviation by
+    1 + dt g'(y) / gamma, which stays within [-1, 1] when gamma >= dt L / 2, L the largest
+    |g'(y)| on [0, 1] (found on a fine grid). Raises ValueError when w_IE is not 0 (then y is
+    not alone).
+    """
+    if float(p.w_IE) != 0.0:
+        raise ValueError("the Euler floor of gamma assumes w_IE = 0 (the inhibitory rate alone)")
+    y = np.linspace(0.0, 1.0, 100001)
+    _, F_I = firing_functions(p, np.tanh)
+    s_I = float(p.h_I) - float(p.w_II) * y
+    slope = float(p.amplitude_I) * float(p.beta_I) * (1.0 - np.tanh(float(p.beta_I) * s_I) ** 2)
+    derivative = -float(p.alpha_I) - F_I(s_I) - (1.0 - y) * slope * float(p.w_II)
+    return dt * float(np.abs(derivative).max()) / 2.0

@@ -267,8 +267,11 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
 def _make_step(run: Run, net: nn.Module, alive: torch.Tensor):
     """The training step on a batch of every member: forward, each member's batch-mean loss
     plus its regulariser, summed over the live members (so gradients never mix), backward,
-    optimiser. Returns the members' losses and #correct, as device tensors."""
+    optimiser, then the clamp of any parameter the model bounds (``parameter_bounds``). Returns
+    the members' losses and #correct, as device tensors."""
     ensemble, optimizer = run.ensemble, run.optimizer
+    bounds = getattr(ensemble.template, "parameter_bounds", dict)()
+    bounded = list(zip(ensemble.parameters_of(list(bounds)), bounds.values()))
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         optimizer.zero_grad(set_to_none=True)
@@ -277,6 +280,9 @@ def _make_step(run: Run, net: nn.Module, alive: torch.Tensor):
         total = torch.where(alive, losses + ensemble.penalty(), 0.0).sum()
         total.backward()
         optimizer.step()
+        with torch.no_grad():
+            for param, (low, high) in bounded:
+                param.clamp_(min=low, max=high)
         if run.scheduler is not None:
             run.scheduler.step()
         correct = (ensemble.classify(outputs.detach()) == labels).sum(dim=1)
