@@ -103,7 +103,10 @@ print(f"no paper-scale run yet ({len(missing)} experiments):", ", ".join(missing
 # ({doc}`A1_scaling` replays those steps). That is the paper's recipe failing on one seed, not a
 # measurement of the model at that size. Replays of the first epoch of five seeds at four sizes
 # show that such breaks are not rare at the paper's learning rate, and that most are NaN right
-# after $\gamma$, which divides the inhibitory equation, reaches zero ({doc}`A1_scaling`).
+# after $\gamma$, which divides the inhibitory equation, reaches zero ({doc}`A1_scaling`). A
+# floor on $\gamma$ at the smallest value where the Euler step of that equation is stable (the
+# variant `gamma-floor`, which leaves every run that stays above it unchanged) kept each of
+# those first epochs from breaking; whether it also lets them learn needs full runs.
 #
 # The missing rows need GPU time: CIFAR-10 at full scale, most image sizes of the two
 # scaling tables, and the ablations. The smaller runs that exist point the same way as the paper
