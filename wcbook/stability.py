@@ -289,8 +289,8 @@ def euler_gamma_floor(p: WCParams = WCParams(), dt: float = 0.1) -> float:
     With w_IE = 0 the inhibitory rate obeys dy/dt = g(y) / gamma on its own, with
     g(y) = -alpha_I y + (1 - y) F_I(h_I - w_II y). An Euler step multiplies a deviation by
     1 + dt g'(y) / gamma, which stays within [-1, 1] when gamma >= dt L / 2, L the largest
-    absolute value of g'(y) on [0, 1] (found on a fine grid). Raises ValueError when w_IE is not 0 (then y is
-    not alone).
+    absolute value of g'(y) on [0, 1] (found on a fine grid). Raises ValueError when w_IE is not
+    0 (then y is not alone).
     """
     if float(p.w_IE) != 0.0:
         raise ValueError("the Euler floor of gamma assumes w_IE = 0 (the inhibitory rate alone)")
