@@ -275,7 +275,7 @@ def trace_seeds(summaries: dict[str, dict[int, dict[str, Any]]], title: str) -> 
             jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
             for dx, seed in zip(jitter, seeds):
                 s = summaries[name][seed]
-                bad = s["overflow_step"] is not None or s.get("nonfinite_step") is not None
+                bad = s["overflow_step"] is not None or s["nonfinite_step"] is not None
                 ax.scatter(x + dx, s[key], color="tab:red" if bad else "tab:blue", zorder=3)
                 ax.annotate(str(seed), (x + dx, s[key]), xytext=(4, 0),
                             textcoords="offset points", fontsize=7, va="center")

@@ -338,9 +338,9 @@ def score(entry: Entry, records: list[dict[str, Any]],
     values = [v for v in (_value(r, entry.metric) for r in runs if _finished(r)) if v is not None]
     if not values:
         smaller = _smaller_profiles(entry, records)
+        diverged = [r for r in runs if not _finished(r)]
         stopped = [f"seed {r['seed']} in epoch {r['diverged_at']['epoch']}"
-                   for r in runs if not _finished(r) and r.get("diverged_at")]
-        diverged = any(not _finished(r) for r in runs)
+                   for r in diverged if r.get("diverged_at")]
         reason = "no paper-profile run"
         if diverged:
             reason = "paper-profile run diverged" + (f" ({', '.join(stopped)})" if stopped else "")

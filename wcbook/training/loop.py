@@ -264,6 +264,16 @@ def _optimizer_for(run: Run, stage: int | None, opts: Options, steps_per_epoch: 
     run.optimizer_stage = stage
 
 
+def _enter_epoch(run: Run, epoch: int, n_train: int, opts: Options) -> tuple[int, bool]:
+    """The batch size of ``epoch``'s stage, and whether a fresh optimiser was built for it (the
+    first epoch of the run or of a new stage)."""
+    stage, batch_size = stage_at(run.config, epoch)
+    fresh = run.optimizer is None or stage != run.optimizer_stage
+    if fresh:
+        _optimizer_for(run, stage, opts, math.ceil(n_train / batch_size))
+    return batch_size, fresh
+
+
 def _make_step(run: Run, net: nn.Module, alive: torch.Tensor):
     """The training step on a batch of every member: forward, each member's batch-mean loss
     plus its regulariser, summed over the live members (so gradients never mix), backward,
@@ -475,9 +485,8 @@ def _data(run: Run, opts: Options) -> tuple[Split, Split, int]:
 def _epoch(run: Run, epoch: int, data: tuple[Split, Split, int], opts: Options, loop: dict) -> None:
     """Train one epoch, check it, evaluate when due and add it to the histories."""
     train_data, test_data, n_test = data
-    stage, batch_size = stage_at(run.config, epoch)
-    if run.optimizer is None or stage != run.optimizer_stage:
-        _optimizer_for(run, stage, opts, math.ceil(len(train_data) / batch_size))
+    batch_size, fresh = _enter_epoch(run, epoch, len(train_data), opts)
+    if fresh:
         loop["graph"] = None
     net = loop["net"]
     step = _make_step(run, net, loop["alive"])

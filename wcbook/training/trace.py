@@ -31,7 +31,6 @@ from ..kinds import kind_of
 from . import loop
 from .checkpoint import atomic_write
 from .provenance import environment, record_header
-from .stages import stage_at
 
 __all__ = ["trace_steps", "trace_path", "trace_summary", "add_arguments", "run"]
 
@@ -77,9 +76,7 @@ def _epochs(run: Any, opts: Any, train_data: Any, trace: dict[str, list], steps:
     until ``steps`` steps are recorded."""
     quiet = tqdm(total=0, disable=True)
     for epoch in range(1, run.config.total_epochs + 1):
-        stage, batch_size = stage_at(run.config, epoch)
-        if run.optimizer is None or stage != run.optimizer_stage:
-            loop._optimizer_for(run, stage, opts, -(-len(train_data) // batch_size))
+        batch_size, _ = loop._enter_epoch(run, epoch, len(train_data), opts)
         step = loop._make_step(run, run.ensemble, torch.tensor([True], device=opts.device))
 
         def observed(images: torch.Tensor, labels: torch.Tensor) -> tuple:
