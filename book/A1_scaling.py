@@ -54,7 +54,7 @@ for side in (14, 28, 35):
 # %% [markdown]
 # ## The records beside Tables 6 and 7
 #
-# Every record `results/scaling-<dataset>-<N>/<profile>/seed0.json` that exists, with the paper's
+# Every record `results/scaling-<dataset>-<N>/<profile>/seed<k>.json` that exists, with the paper's
 # row (held in each experiment's `reference`). The `smoke-scaling` runs (1000 training images,
 # 3 epochs, on a shared 2-core CPU) measure time only: 15 Adam steps are far too few to leave the
 # initial chance plateau, so their accuracies are not comparable with the paper's. A paper-profile
@@ -139,8 +139,8 @@ for dataset, n, r in paper_runs:
 # %% [markdown]
 # ## A run that stops learning
 #
-# The grid's records include one that did not finish: `scaling-fashion-441`, seed 0, stopped in
-# its first epoch. Its record keeps the reason:
+# The grid's records include runs that did not finish; each record keeps the reason. One of them,
+# `scaling-fashion-441` seed 0, stopped in its first epoch:
 
 # %%
 for (dataset, n, profile), records in table.items():
@@ -150,7 +150,8 @@ for (dataset, n, profile), records in table.items():
                   f"{r['message']}")
 
 # %% [markdown]
-# Nothing in that epoch was NaN: the loss stayed finite and gamma ended it positive. What went
+# Nothing in the first epoch of `scaling-fashion-441` seed 0 was NaN: the loss stayed finite and
+# gamma ended it positive. What went
 # wrong happened inside the epoch, between two of the loop's checks, so the first 300 training
 # steps of seed 0 and, for contrast, of seed 1 are replayed one at a time with
 # `python -m wcbook trace scaling-fashion-441 --profile paper --seed <k> --steps 300`, the training
@@ -284,8 +285,10 @@ print(f"first epochs that broke training: {broken} of {total} ({rate:.0%}; 95% i
 # a rate of 0.1 moves $\gamma$ (initially 0.25) by up to about 0.1 a step, so a few steps in the
 # wrong direction are enough. The training loop records these runs as diverged (their loss or
 # parameters are NaN at the end of the epoch). The overflow of seed 0 at $N = 441$ is the rarer,
-# silent kind shown above. These are first epochs only: a run can still break later, and the
-# paper-profile runs of seed 0 at $N = 196$ and $289$ did not. The paper reports five runs per
+# silent kind shown above. These are first epochs only, and a run can still break later: seed 1
+# of Fashion-MNIST at $N = 196$ stayed finite through its first epoch in the replay, with a loss
+# about three times that of the other seeds, and its paper-profile run had $\gamma$ below zero
+# in its second epoch (recorded as diverged in the grid above). The paper reports five runs per
 # row and no failures; with the recipe as published, a five-seed ensemble should expect some
 # of its members to be recorded as diverged, and a scaling row's run may need another seed.
 
@@ -436,9 +439,10 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # ## What is missing
 #
 # Paper-profile runs of the grid (at least one seed per size, 350-525 epochs of 60000 images) are
-# GPU work. The $N = 196$ runs were begun on an H100 and, when its time ran out, resumed from their
-# checkpoints on a 2-core CPU; the $N = 289$ runs were trained on that CPU from the start, one
-# thread each, over several hours (the sessions and times per epoch are listed above). The
+# GPU work. The seed-0 runs at $N = 196$ were begun on an H100 and, when its time ran out,
+# resumed from their checkpoints on a 2-core CPU; the other runs at $N = 196$ and $289$ were
+# trained on that CPU from the start, one thread each, over several hours (the sessions and
+# times per epoch are listed above). The
 # sizes from $N = 441$ on cost more per epoch still and wait for a GPU (seed 0 of Fashion-MNIST at
 # $N = 441$ diverged in its first epoch, above; seed 1 is its next run). They are run with
 # `python -m wcbook appendix scaling --profile paper --publish`, or one at a time with

@@ -181,8 +181,10 @@ plt.show()
 # `benchmarks/gpu_background.sh` trained three or four of them at once on the one H100 (the
 # CNN chain, the flower runs, the IMDB arms), so their seconds per epoch are upper bounds, not
 # measurements of one run's speed. A softmax twin's times include the stage 1 it shares with its
-# Wilson-Cowan run. The two $N = 196$ scaling runs shared the H100 as well and, when its time ran
-# out, were finished from their checkpoints on a 2-core CPU: their times are given per session.
+# Wilson-Cowan run. The seed-0 runs of the $N = 196$ scaling rows shared the H100 as well and,
+# when its time ran out, were finished from their checkpoints on a 2-core CPU: their times are
+# given per session. The other scaling runs were trained on that CPU from the start, one thread
+# each.
 
 # %%
 for r in sorted(load_records(ROOT / "results"), key=lambda r: r["experiment"]):
