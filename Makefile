@@ -3,9 +3,13 @@
 
 export WCBOOK_DATA ?= $(abspath ../shared/data)
 
-# Re-execute every chapter from its Jupytext source into its paired notebook (keeps cell ids).
+# Re-execute chapters from their Jupytext sources into their paired notebooks (keeps cell ids):
+# every chapter, or those named, e.g. after new scaling records:
+#   make notebooks CHAPTERS="A1_scaling A3_certificate A5_performance results scorecard conclusions"
+CHAPTERS ?= $(basename $(notdir $(wildcard book/*.py)))
+
 notebooks:
-	for src in book/*.py; do \
+	for src in $(addprefix book/,$(addsuffix .py,$(CHAPTERS))); do \
 	  jupytext --to ipynb --update "$$src" && \
 	  jupyter nbconvert --to notebook --execute --inplace "$${src%.py}.ipynb" || exit 1; \
 	done

@@ -139,7 +139,8 @@ LIVE = Profile("live", "10 x 10 images (N = 100), the first 4000 training and 20
                image_size=10, eval_every=25)
 profile = LIVE if PROFILE is None else get_profile(PROFILE)
 SEEDS = [0, 1, 2, 3] if PROFILE is None else [0]
-work = Path(tempfile.mkdtemp()) if PROFILE is None else ROOT
+scratch = tempfile.TemporaryDirectory()  # removed once the live run is loaded
+work = Path(scratch.name) if PROFILE is None else ROOT
 records = train_ensemble("mnist-scratch", profile, SEEDS, results_dir=work / "results",
                          checkpoint_dir=work / "checkpoints", progress=False)
 record = records[0]  # seed 0: the model of the figures below
@@ -219,6 +220,7 @@ plt.show()
 
 # %%
 model = load_trained("mnist-scratch", profile.name, 0, work / "checkpoints")  # live, seed 0
+scratch.cleanup()  # the live run is in memory; its files are no longer needed
 shown = figure_model("mnist-scratch", 0, model, profile, ROOT / "models")
 net = shown.model.network
 mu = (net.Gamma * net.coupling.eigenvalues).detach()

@@ -123,7 +123,8 @@ print("Wilson-Cowan trainables (N - K)(N + 1) + 1:",
 profile = PROFILES["smoke-encoded"]
 print(profile.description)
 SEEDS = [0, 1, 2]
-work = Path(tempfile.mkdtemp())
+scratch = tempfile.TemporaryDirectory()  # removed once the live run is loaded
+work = Path(scratch.name)
 dirs = {"results_dir": work / "results", "checkpoint_dir": work / "checkpoints", "progress": False}
 LIVE = f"profile {profile.name}, seeds {SEEDS}"
 
@@ -215,6 +216,7 @@ print(f"|gamma - 0.25| after stage 2: {moved.min():.1e} to {moved.max():.1e}")
 
 # %%
 trained = load_trained("mnist-cnn", profile.name, 0, work / "checkpoints")  # live, seed 0
+scratch.cleanup()  # the live run is in memory; its files are no longer needed
 run_config = resolve(config, profile)
 _, test = load_data(run_config, profile, torch.device("cpu"))
 images, labels = test.images[:8], test.labels[:8]

@@ -312,12 +312,14 @@ profile = Profile("live-transfer", "the first 300 training and 200 test images o
                   stage1_epochs=2, eval_every=10)
 print(profile.description)
 SEEDS = [0, 1, 2]
-work = Path(tempfile.mkdtemp())
+scratch = tempfile.TemporaryDirectory()  # removed once the live run is loaded
+work = Path(scratch.name)
 dirs = {"results_dir": work / "results", "checkpoint_dir": work / "checkpoints", "progress": False}
 LIVE = f"profile {profile.name}, seeds {SEEDS}"
 
 # %% tags=["nbval-ignore-output"]
 runs = train_twins("flowers-transfer", profile, SEEDS, **dirs)
+scratch.cleanup()  # the live run is in memory; its files are no longer needed
 records, twins = runs.records, runs.twins
 seeds = show_twin_seeds(runs, "transfer-live-seeds",
                         f"flowers-transfer [SUBSTITUTE] and its softmax twin, {LIVE}", chance=0.2)

@@ -173,12 +173,14 @@ print("every threshold lies between the two per-mode edges:",
 # %% tags=["nbval-ignore-output"]
 tiny = Profile("tiny", "certificate demo", n_train=2000, n_test=500, epochs=30, image_size=10,
                eval_every=30)
-work = Path(tempfile.mkdtemp())
+scratch = tempfile.TemporaryDirectory()  # removed once the live run is loaded
+work = Path(scratch.name)
 record = train("mnist-scratch", tiny, seed=0, results_dir=work / "r", checkpoint_dir=work / "c",
                progress=False)
 config = resolve(get_experiment("mnist-scratch"), tiny)
 _, test = load_data(config, tiny, torch.device("cpu"))
 model = load_trained("mnist-scratch", "tiny", 0, work / "c")
+scratch.cleanup()  # the live run is in memory; its files are no longer needed
 certificate = certify(model, test.images, test.labels)
 print(f"test accuracy {record['metrics']['test_accuracy']:.3f}\n")
 print(certificate.summary())

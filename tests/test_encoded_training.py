@@ -122,6 +122,12 @@ def test_the_softmax_twin_starts_stage_2_from_the_shared_stage_1(synthetic_env, 
     wc = _run(_small(), tmp_path)
     twin = _run(_small("mnist-cnn-softmax"), tmp_path)
     assert twin["stage1_from"] == "mnist-cnn" and "stage1_from" not in wc
+    snapshot = torch.load(next((tmp_path / "checkpoints" / "stage1").rglob("seed0.pt")),
+                          weights_only=True)
+    assert "optimizer" not in snapshot and "histories" not in snapshot  # one member, no Adam
+    assert all(k.startswith(("encoder.", "head.")) for k in snapshot["model"])
+    finished = checkpoint_path(_small(), TINY, 0, tmp_path / "checkpoints")
+    assert finished.exists() and not finished.with_name(finished.name + ".prev").exists()
     n = 2  # stage-1 epochs
     for key in ("loss", "train_accuracy"):
         assert twin["history"][key][:n] == wc["history"][key][:n]

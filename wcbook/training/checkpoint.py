@@ -66,8 +66,12 @@ def atomic_write(
     path: Path, write: Callable[[Any], None], mode: str = "wb", keep_previous: bool = False
 ) -> None:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over
-    ``path``; with ``keep_previous`` the old file is first renamed to ``<path>.prev``."""
+    ``path``; with ``keep_previous`` the old file is first renamed to ``<path>.prev`` (replacing
+    the one before it), so that at most two copies are on disk while the new one is written and
+    :func:`load` finds the old one if writing stops half-way."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if keep_previous and path.exists():
+        os.replace(path, previous_path(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as handle:
@@ -75,8 +79,6 @@ def atomic_write(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        if keep_previous and path.exists():
-            os.replace(path, previous_path(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,6 +93,12 @@ def previous_path(path: Path) -> Path:
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write a checkpoint crash-safely, keeping the previous one until the new one is complete."""
     atomic_write(path, lambda handle: torch.save(state, handle), keep_previous=True)
+
+
+def drop_previous(path: Path) -> None:
+    """Remove the copy :func:`save` keeps of the checkpoint before ``path`` (once a run has
+    finished its last checkpoint is the one to keep, and the copy only takes disk space)."""
+    previous_path(path).unlink(missing_ok=True)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -529,6 +529,10 @@ def _epoch(run: Run, epoch: int, data: tuple[Split, Split, int], opts: Options, 
     run.epoch, run.wall_now = epoch, time.perf_counter()
 
 
+_STAGE1_SHARED = ("format", "config", "profile", "epoch", "rng", "started_utc", "wall_seconds",
+                  "environment", "sessions")
+
+
 def _save(run: Run, opts: Options, checkpoint_dir: str | os.PathLike) -> None:
     """The epoch's checkpoint, and after stage 1 each member's stage-1 snapshot."""
     if opts.rank != 0:
@@ -541,8 +545,9 @@ def _save(run: Run, opts: Options, checkpoint_dir: str | os.PathLike) -> None:
         path = stage1_path(run.config, run.profile.to_dict(), seed, checkpoint_dir)
         if path is None:  # a stage 1 no other run shares
             return
+        # what _restore_stage1 reads: one member, no optimiser (stage 2 starts a fresh one)
         snapshot = {
-            **state,
+            **{key: state[key] for key in _STAGE1_SHARED},
             "model": encoder_and_head(run.ensemble.member_state_dict(k)),
             "history": run.histories[k],
             "shuffle_rng": run.shuffles[k].get_state(),
@@ -725,6 +730,8 @@ def _train_run(run: Run, opts: Options, checkpoint_dir: str | os.PathLike) -> No
     finally:
         loop["bar"].close()
         epochs_bar.close()
+    if opts.rank == 0:
+        ckpt.drop_previous(ckpt.checkpoint_path(run.config, run.profile, run.seeds, checkpoint_dir))
 
 
 def _finish(run: Run, opts: Options, results_dir: str | os.PathLike) -> list[dict[str, Any]]:
