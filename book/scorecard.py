@@ -26,7 +26,8 @@
 # standard error of the two. Where one side has no standard error of its own (one seed of ours,
 # a single run or a best run of the paper's), it borrows the spread of one run of the paper's
 # five-run row of the same model and data set. Timings have no gap: they were measured on other
-# hardware.
+# hardware. They are GPU times where a run of ours trained on a GPU (a run resumed on the CPU
+# counts with its GPU session), and CPU times only where none did; *n* counts the runs timed.
 #
 # **Status.** *reproduced*: the gap is within the tolerance printed below. *explained*: outside it,
 # with a known cause, stated in *why* (our data or encoder differ from the paper's, the authors'

@@ -74,6 +74,19 @@ def test_several_seeds_use_their_own_standard_error():
     assert row.ours_se == pytest.approx(0.002 / math.sqrt(3))
 
 
+def test_times_per_epoch_are_gpu_times_where_a_gpu_run_exists():
+    entry = Entry("Table 6", "x", "scaling-mnist-196", "seconds_per_epoch")
+    gpu = {"device_type": "cuda", "device": "H100", "seconds_per_epoch": 1.5}
+    cpu = {"device_type": "cpu", "device": "Xeon", "seconds_per_epoch": 9.0}
+    resumed = record("scaling-mnist-196", 0.97, seconds_per_epoch=None, sessions=[gpu, cpu])
+    on_cpu = record("scaling-mnist-196", 0.97, seed=1, device="Xeon", device_type="cpu",
+                    seconds_per_epoch=12.0)
+    row = score(entry, [resumed, on_cpu])
+    assert row.ours == 1.5 and row.n == 1 and row.reason == "other hardware: ours timed on one H100"
+    row = score(entry, [on_cpu])
+    assert row.ours == 12.0 and row.reason == "other hardware: ours timed on one Xeon"
+
+
 def test_missing_names_the_smaller_profiles_and_ignores_them():
     entry = Entry("Table 3", "x", "cifar10-vgg16", "test_accuracy")
     row = score(entry, [record("cifar10-vgg16", 0.9, profile="smoke-transfer")])
