@@ -293,6 +293,55 @@ print(f"first epochs that broke training: {broken} of {total} ({rate:.0%}; 95% i
 # of its members to be recorded as diverged, and a scaling row's run may need another seed.
 
 # %% [markdown]
+# Does the replay foretell the run? Where a seed has both a replay and a paper-profile record,
+# the replay's first epoch and the run's can be set side by side. The replay takes the training
+# loop's own steps with the run's seed, so on the same kind of device the two should break at the
+# same place: the replay stops at the step after which a parameter is NaN, the run notes the
+# next step, whose loss is the first NaN. A run on another device may part ways with its replay
+# (rounding differs, and these first steps amplify it).
+
+# %%
+def run_outcome(r: dict) -> str:
+    """How a paper-profile run ended: finished, or where it diverged."""
+    if finished(r):
+        return "finished"
+    epoch, step = r["diverged_at"]["epoch"], r["diverged_at"]["step"]
+    return f"diverged in epoch {epoch}" + (f", step {step}" if step else "")
+
+
+def replay_break(s: dict) -> int | None:
+    """The step after which a replay's first epoch broke (overflow or NaN), None if it did not."""
+    return s["overflow_step"] or s["nonfinite_step"]
+
+
+def devices(r: dict) -> str:
+    """The kinds of device a run trained on, in order ("cuda, then cpu" for a resumed run)."""
+    kinds = [s["device_type"] for s in r.get("sessions", [])] or [r["device_type"]]
+    return ", then ".join(dict.fromkeys(kinds))
+
+
+pairs = [(f"{d}-{n}", r, summaries[f"{d}-{n}"][r["seed"]])
+         for (d, n, profile), records in table.items() if profile == "paper"
+         for r in records if r["seed"] in summaries.get(f"{d}-{n}", {})]
+rows = [(run, r["seed"], f"after step {replay_break(s)}" if replay_break(s) else "no",
+         run_outcome(r), devices(r), r["commit"][:7]) for run, r, s in pairs]
+display(styled(frame(rows, ("run", "seed", "replay: first epoch broke", "paper-profile run",
+                            "run's devices", "run's commit")),
+               "scaling-replay-vs-run", numeric=["seed"],
+               caption="scaling-<data>-<N>, paper profile: each seed with both a replay of its "
+                       "first 300 steps (on the CPU) and a paper-profile record"))
+agree = sum((replay_break(s) is not None) == (not finished(r) and r["diverged_at"]["epoch"] == 1)
+            for _, r, s in pairs)
+print(f"replay and run agree on the first epoch for {agree} of {len(pairs)} seeds")
+
+# %% [markdown]
+# A replay of the first epoch takes seconds on the CPU, a paper-profile run of this grid tens of
+# minutes on a GPU and hours on the CPU, so replaying the seeds first tells which runs would
+# break in their first epoch before any time is spent on them. It says nothing about later
+# epochs (seed 1 of Fashion-MNIST at $N = 196$ above), and across devices it is a forecast, not
+# a replay.
+
+# %% [markdown]
 # ### A floor for $\gamma$
 #
 # An explicit Euler step multiplies a deviation of the inhibitory rate by
