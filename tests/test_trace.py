@@ -28,9 +28,10 @@ def test_a_trace_replays_the_steps_of_training(tmp_path, synthetic_env):
     for epoch in range(2):
         losses = trace["loss"][epoch * per_epoch : (epoch + 1) * per_epoch]
         mean = sum(s * v for s, v in zip(sizes, losses)) / sum(sizes)
-        assert mean == pytest.approx(record["history"]["loss"][epoch], rel=1e-6)
+        # records keep 6 significant digits, so a rounding error of up to 5e-6 (relative)
+        assert mean == pytest.approx(record["history"]["loss"][epoch], rel=1e-5)
         # the parameters after an epoch's last step are those the record saw after the epoch
-        gamma = record["history"]["gamma"][epoch]  # records keep 6 significant digits
+        gamma = record["history"]["gamma"][epoch]
         assert trace["gamma"][(epoch + 1) * per_epoch - 1] == pytest.approx(gamma, rel=1e-5)
     assert all(g > 0 for g in trace["max_gradient"]) and min(trace["phi_condition"]) >= 1
     assert all(v > 0 for v in trace["max_second_moment"])
