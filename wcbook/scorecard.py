@@ -228,15 +228,18 @@ def _value(record: dict[str, Any], metric: str) -> float | None:
 def _timed(runs: list[dict[str, Any]]) -> tuple[str | None, list[float]]:
     """The device and the times per epoch of the finished runs trained on one kind of device:
     the GPU runs where there are any (the paper's times are GPU times), else the others. A run
-    trained on several devices counts with its first GPU session; one that moved between CPUs
-    only has no single time."""
+    trained on several devices counts with its first GPU session, whose time (the ensemble's)
+    is shared by its members as a record's own time is; one that moved between CPUs only has no
+    single time."""
     paces = []
     for r in filter(_finished, runs):
-        gpu = [s for s in r.get("sessions", []) if s["device_type"] == "cuda"]
         if r.get("seconds_per_epoch") is not None:
             paces.append((r["device_type"], r["device"], r["seconds_per_epoch"]))
-        elif gpu:
-            paces.append(("cuda", gpu[0]["device"], gpu[0]["seconds_per_epoch"]))
+            continue
+        gpu = [s for s in r.get("sessions", []) if s["device_type"] == "cuda"]
+        if gpu:
+            size = (r.get("ensemble") or {}).get("size", 1)
+            paces.append(("cuda", gpu[0]["device"], gpu[0]["seconds_per_epoch"] / size))
     kept = [p for p in paces if p[0] == "cuda"] or paces
     return (kept[0][1] if kept else None), [p[2] for p in kept]
 
