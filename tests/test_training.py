@@ -273,6 +273,9 @@ def test_a_run_begun_on_a_gpu_resumes_on_the_cpu_and_records_both_sessions(
     assert record["seconds_per_epoch"] is None and second["seconds_per_epoch"] > 0
     assert "on A GPU (epochs 1-2)" in pace_text(record) and "(epochs 3-4)" in pace_text(record)
     assert pace_text({"seconds_per_epoch": 1.5, "device": "cpu"}) == "1.50 s/epoch on cpu"
+    shared = {"device": "A GPU", "seconds_per_epoch": 3.0, "first_epoch": 1, "last_epoch": 2}
+    resumed = {"seconds_per_epoch": None, "ensemble": {"size": 4}, "sessions": [shared]}
+    assert pace_text(resumed) == "0.75 s/epoch on A GPU (epochs 1-2)"
     assert len(record["history"]["loss"]) == 4
 
 

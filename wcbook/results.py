@@ -211,11 +211,13 @@ RunKey = tuple[str, "str | None"]
 
 def pace_text(record: dict[str, Any]) -> str:
     """The time per epoch of a record and where it was measured: one figure when one kind of
-    device trained every epoch, else one per session with the epochs it trained."""
+    device trained every epoch, else one per session with the epochs it trained. Both are a
+    member's share: a session times its whole ensemble, so its time is divided by the size."""
     if record.get("seconds_per_epoch") is not None:
         return f"{record['seconds_per_epoch']:.2f} s/epoch on {record['device']}"
+    size = (record.get("ensemble") or {}).get("size", 1)
     return ", ".join(
-        f"{s['seconds_per_epoch']:.2f} s/epoch on {s['device']} "
+        f"{s['seconds_per_epoch'] / size:.2f} s/epoch on {s['device']} "
         f"(epochs {s['first_epoch']}-{s['last_epoch']})"
         for s in record.get("sessions", [])
     ) or "no time recorded"
