@@ -93,7 +93,7 @@ print(f"no paper-scale run yet ({len(missing)} experiments):", ", ".join(missing
 #
 # The off rows are the learned $\gamma$ of the Fashion-MNIST CNN, one seed of ours against the
 # paper's five ({doc}`07_encoders`: more seeds will decide it), and the MNIST accuracies of the
-# scaling table at $N = 196$ (above the paper's, three seeds of ours) and $N = 289$ (below, one
+# scaling table at $N = 196$ (above the paper's, four finished seeds of ours) and $N = 289$ (below, one
 # seed). The paper gives one run per size; it is judged with the spread of one run of the paper's
 # five-run MNIST row, under a tenth of a point, while over their last hundred epochs the test
 # accuracies of our runs wander by up to half a point, and for $N = 289$ that band holds the
