@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .experiments import Profile, get_experiment, get_profile, resolve, run_name
-from .results import load_records
+from .results import load_records, member_pace
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks" / "results"
@@ -165,11 +165,10 @@ def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
     for r in records:
         own = {key: r.get(key) for key in ("device_type", "seconds_per_epoch")}
         sessions = r.get("sessions") or [own]
-        size = (r.get("ensemble") or {}).get("size", 1)
         full = 60000 / max(r.get("n_train") or 60000, 1) if r.get("profile") != "paper" else 1.0
         for entry in sessions:
             if entry.get("device_type") == device_type and entry.get("seconds_per_epoch"):
-                paces.append((r, entry["seconds_per_epoch"] / size * full))
+                paces.append((r, member_pace(r, entry) * full))
     return paces
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "spread_frame",
     "show_twin_seeds",
     "twin_seed_frame",
+    "member_pace",
     "pace_text",
 ]
 
@@ -209,15 +210,20 @@ def summary_frame(rows: Iterable[SummaryRow], digits: int = 4) -> pd.DataFrame:
 RunKey = tuple[str, "str | None"]
 
 
+def member_pace(record: dict[str, Any], session: dict[str, Any]) -> float:
+    """A member's seconds per epoch in one of ``record``'s sessions: a session times the whole
+    ensemble, so its time is divided by the ensemble's size (1 for a single run)."""
+    return session["seconds_per_epoch"] / (record.get("ensemble") or {}).get("size", 1)
+
+
 def pace_text(record: dict[str, Any]) -> str:
     """The time per epoch of a record and where it was measured: one figure when one kind of
-    device trained every epoch, else one per session with the epochs it trained. Both are a
-    member's share: a session times its whole ensemble, so its time is divided by the size."""
+    device trained every epoch, else one per session with the epochs it trained; both are a
+    member's share (``member_pace``)."""
     if record.get("seconds_per_epoch") is not None:
         return f"{record['seconds_per_epoch']:.2f} s/epoch on {record['device']}"
-    size = (record.get("ensemble") or {}).get("size", 1)
     return ", ".join(
-        f"{s['seconds_per_epoch'] / size:.2f} s/epoch on {s['device']} "
+        f"{member_pace(record, s):.2f} s/epoch on {s['device']} "
         f"(epochs {s['first_epoch']}-{s['last_epoch']})"
         for s in record.get("sessions", [])
     ) or "no time recorded"

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .experiments import SCALING_SIDES, VARIANTS, data_caveat, get_experiment
-from .results import mean_sem
+from .results import mean_sem, member_pace
 from .tables import frame
 
 __all__ = [
@@ -238,8 +238,7 @@ def _timed(runs: list[dict[str, Any]]) -> tuple[str | None, list[float]]:
             continue
         gpu = [s for s in r.get("sessions", []) if s["device_type"] == "cuda"]
         if gpu:
-            size = (r.get("ensemble") or {}).get("size", 1)
-            paces.append(("cuda", gpu[0]["device"], gpu[0]["seconds_per_epoch"] / size))
+            paces.append(("cuda", gpu[0]["device"], member_pace(r, gpu[0])))
     kept = [p for p in paces if p[0] == "cuda"] or paces
     return (kept[0][1] if kept else None), [p[2] for p in kept]
 
