@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wcbook import appendix
-from wcbook.certificate import certify, coupled_jacobian, network_jacobian
+from wcbook.certificate import certify, coupled_jacobian, flow_gain, network_jacobian
 from wcbook.coupling import SpectralCoupling, make_targets
 from wcbook.experiments import (
     EXPERIMENTS,
@@ -188,6 +188,23 @@ def test_forced_eigenvalues_stay_outside_the_stable_region():
     cert = certify(net, noise_levels=(0.01,), samples=2, T=5.0)
     assert not cert.per_mode_stable
 
+
+
+def test_flow_gain_is_the_norm_of_the_linearised_euler_map():
+    stable, unstable = _network(), _network(force_unstable=True)
+    for net in (stable, unstable):  # one step: the largest ||I + dt J|| over the targets
+        one = max(float(torch.linalg.matrix_norm(
+            torch.eye(48, dtype=torch.float64) + 0.1 * network_jacobian(net, *(
+                s[0] for s in net.target_state(k))), 2)) for k in range(2))
+        assert flow_gain(net, T=0.1) == pytest.approx(one, rel=1e-12)
+    assert flow_gain(stable, T=2.5) < 1
+    # an unstable mode: at least the spectral radius |1 + dt s|^25 of its eigenvalue s
+    x, y = unstable.target_state(0)
+    s = torch.linalg.eigvals(network_jacobian(unstable, x[0], y[0]))
+    assert float((1 + 0.1 * s).abs().max()) ** 25 <= flow_gain(unstable, T=2.5) * (1 + 1e-9)
+    assert flow_gain(unstable, T=2.5) > 10
+    with pytest.raises(ValueError):
+        flow_gain(stable, T=-1.0)
 
 def test_bad_coupling_options_are_rejected():
     targets = make_targets(20, 2, STATES.xbar1, STATES.xbar2)

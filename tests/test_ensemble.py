@@ -49,7 +49,11 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 CASES = {
-    "wc": (resolve(get_experiment("mnist-scratch"), TINY), None, (49,)),
+    # at the experiment's rate of 0.1 Adam's first steps make the dynamics sensitive enough that
+    # the last-bit differences of a batched and a single product (which vary with the CPU's
+    # vector unit) grow to 1e-6 within five steps; at 1e-3 they stay at rounding
+    "wc": (dataclasses.replace(resolve(get_experiment("mnist-scratch"), TINY), lr=1e-3), None,
+           (49,)),
     "mlp": (resolve(get_experiment("mnist-mlp"), TINY), None, (49,)),
     # stage 2 on the features of the frozen ImageNet encoder (the transfer experiment), at a
     # learning rate small enough that Adam's first steps (which move every weight by about lr,
@@ -145,8 +149,10 @@ def test_an_ensemble_of_one_is_the_single_run(tmp_path, synthetic_env):
     single = train("mnist-scratch", TINY, 1, device="cpu", progress=False,
                    results_dir=tmp_path / "a", checkpoint_dir=tmp_path / "a")
     within = _ensemble(tmp_path, [0, 1], "b")[1]
-    # float32: equal to rounding at first; training from scratch amplifies that over epochs
-    assert single["history"]["loss"][:2] == pytest.approx(within["history"]["loss"][:2], rel=1e-4)
+    # float32 at the experiment's rate: equal to rounding over the first epoch (seed 0's differs
+    # by 3e-3); from then on training from scratch amplifies the rounding (2e-4 by epoch 2 on an
+    # AVX2 CPU), which the float64 test above bounds step by step
+    assert single["history"]["loss"][:1] == pytest.approx(within["history"]["loss"][:1], rel=1e-4)
     assert single["ensemble"] == {**single["ensemble"], "size": 1, "seeds": [1]}
 
 
@@ -208,3 +214,4 @@ def test_a_cpu_ensemble_of_large_networks_trains_with_two_threads():
                           timeout=300, cwd=Path(wcbook.__file__).parent.parent)
     assert done.returncode == 0 and "ok" in done.stdout, done.stdout + done.stderr
     assert "SLASWP" not in done.stdout + done.stderr
+

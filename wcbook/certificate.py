@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dynamics import check_time
+from .dynamics import check_time, n_steps
 from .models import WilsonCowanClassifier, WilsonCowanNetwork
 from .params import WCParams
 from .stability import max_real_part, stability_interval, stable_mu_bound
@@ -54,6 +54,7 @@ __all__ = [
     "Certificate",
     "coupled_jacobian",
     "network_jacobian",
+    "flow_gain",
     "certify",
     "final_stability",
 ]
@@ -126,6 +127,24 @@ def network_jacobian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
             A, net.Gamma, float(net.gamma), net.params, x.double().cpu(), y.double().cpu()
         )
 
+
+
+def flow_gain(model: nn.Module, T: float, dt: float = 0.1) -> float:
+    """The most that integrating for ``T`` multiplies a small perturbation at a planted target:
+    the largest spectral norm, over the targets, of the linearised Euler map (I + dt J)^n with
+    n = floor(T / dt) and J the full Jacobian at (T_k, y*). Backpropagation through those n
+    steps multiplies a gradient by the transpose, so by as much. Below 1 every perturbation
+    shrinks; an unstable mode makes it grow about like exp(T max Re s)."""
+    check_time(T, dt)
+    net = _as_network(model)
+    steps = n_steps(T, dt)
+    gains = []
+    for k in range(net.n_classes):
+        x, y = net.target_state(k)
+        J = network_jacobian(net, x[0], y[0])
+        step = torch.eye(J.shape[0], dtype=J.dtype) + dt * J
+        gains.append(float(torch.linalg.matrix_norm(torch.linalg.matrix_power(step, steps), 2)))
+    return max(gains)
 
 # --------------------------------------------------------------------------------------------
 # Results
