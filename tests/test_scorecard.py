@@ -85,6 +85,10 @@ def test_times_per_epoch_are_gpu_times_where_a_gpu_run_exists():
     assert row.ours == 1.5 and row.n == 1 and row.reason == "other hardware: ours timed on one H100"
     row = score(entry, [on_cpu])
     assert row.ours == 12.0 and row.reason == "other hardware: ours timed on one Xeon"
+    on_epyc = record("scaling-mnist-196", 0.97, seed=2, device="EPYC", device_type="cpu",
+                     seconds_per_epoch=15.0)
+    row = score(entry, [on_cpu, on_epyc])  # every device that timed a run is named
+    assert row.ours == 13.5 and row.reason == "other hardware: ours timed on one Xeon or one EPYC"
     member = record("scaling-mnist-196", 0.97, seconds_per_epoch=None, sessions=[gpu, cpu],
                     ensemble={"size": 3})  # a session times the whole ensemble
     assert score(entry, [member]).ours == pytest.approx(0.5)

@@ -225,12 +225,12 @@ def _value(record: dict[str, Any], metric: str) -> float | None:
     return record["metrics"].get(key)
 
 
-def _timed(runs: list[dict[str, Any]]) -> tuple[str | None, list[float]]:
-    """The device and the times per epoch of the finished runs trained on one kind of device:
-    the GPU runs where there are any (the paper's times are GPU times), else the others. A run
-    trained on several devices counts with its first GPU session, whose time (the ensemble's)
-    is shared by its members as a record's own time is; one that moved between CPUs only has no
-    single time."""
+def _timed(runs: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
+    """The devices (each named once) and the times per epoch of the finished runs trained on one
+    kind of device: the GPU runs where there are any (the paper's times are GPU times), else the
+    others. A run trained on several devices counts with its first GPU session, whose time (the
+    ensemble's) is shared by its members as a record's own time is; one that moved between CPUs
+    only has no single time."""
     paces = []
     for r in filter(_finished, runs):
         if r.get("seconds_per_epoch") is not None:
@@ -240,7 +240,7 @@ def _timed(runs: list[dict[str, Any]]) -> tuple[str | None, list[float]]:
         if gpu:
             paces.append(("cuda", gpu[0]["device"], member_pace(r, gpu[0])))
     kept = [p for p in paces if p[0] == "cuda"] or paces
-    return (kept[0][1] if kept else None), [p[2] for p in kept]
+    return list(dict.fromkeys(p[1] for p in kept)), [p[2] for p in kept]
 
 
 def _values(runs: list[dict[str, Any]], metric: str) -> list[float]:
@@ -368,7 +368,7 @@ def score(entry: Entry, records: list[dict[str, Any]],
         ours, ours_se = mean_sem(values)
         ours_se = run_sd if ours_se is None else ours_se
     gap_se = _gap(ours, paper, paper_se, ours_se, entry.metric)
-    cause = (f"other hardware: ours timed on one {_timed(runs)[0]}"
+    cause = (f"other hardware: ours timed on one {' or one '.join(_timed(runs)[0])}"
              if entry.metric == "seconds_per_epoch" else _cause(entry, runs[0], variant))
     if gap_se is not None and abs(gap_se) <= TOLERANCE:
         status = "reproduced"
