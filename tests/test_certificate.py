@@ -189,7 +189,6 @@ def test_forced_eigenvalues_stay_outside_the_stable_region():
     assert not cert.per_mode_stable
 
 
-
 def test_flow_gain_is_the_norm_of_the_linearised_euler_map():
     stable, unstable = _network(), _network(force_unstable=True)
     for net in (stable, unstable):  # one step: the largest ||I + dt J|| over the targets
@@ -205,6 +204,7 @@ def test_flow_gain_is_the_norm_of_the_linearised_euler_map():
     assert flow_gain(unstable, T=2.5) > 10
     with pytest.raises(ValueError):
         flow_gain(stable, T=-1.0)
+
 
 def test_bad_coupling_options_are_rejected():
     targets = make_targets(20, 2, STATES.xbar1, STATES.xbar2)

@@ -214,4 +214,3 @@ def test_a_cpu_ensemble_of_large_networks_trains_with_two_threads():
                           timeout=300, cwd=Path(wcbook.__file__).parent.parent)
     assert done.returncode == 0 and "ok" in done.stdout, done.stdout + done.stderr
     assert "SLASWP" not in done.stdout + done.stderr
-

@@ -128,7 +128,6 @@ def network_jacobian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
         )
 
 
-
 def flow_gain(model: nn.Module, T: float, dt: float = 0.1) -> float:
     """The most that integrating for ``T`` multiplies a small perturbation at a planted target:
     the largest spectral norm, over the targets, of the linearised Euler map (I + dt J)^n with
@@ -145,6 +144,7 @@ def flow_gain(model: nn.Module, T: float, dt: float = 0.1) -> float:
         step = torch.eye(J.shape[0], dtype=J.dtype) + dt * J
         gains.append(float(torch.linalg.matrix_norm(torch.linalg.matrix_power(step, steps), 2)))
     return max(gains)
+
 
 # --------------------------------------------------------------------------------------------
 # Results
