@@ -171,3 +171,22 @@ def test_a_plan_can_be_limited_to_named_runs(tmp_path):
     p = plan("paper", results_dir=tmp_path, only=["scaling-fashion-289"], bench_dir=tmp_path)
     assert {i.need.run for i in p.missing} == {"scaling-fashion-289"}
     assert [i.seeds for i in p.missing] == [[0], [1], [2], [3], [4]]
+
+
+def test_paces_timed_on_the_planning_hardware_come_first(tmp_path):
+    for seed, (name, seconds) in enumerate((("Fast CPU", 10.0), ("Slow CPU", 15.0))):
+        record = _record("scaling-mnist-289", seed, seconds, device_type="cpu",
+                         config=get_experiment("scaling-mnist-289").to_dict(), device=name)
+        path = tmp_path / "scaling-mnist-289" / "paper" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+    epochs = get_experiment("scaling-mnist-289").epochs
+
+    def seconds(device):
+        p = plan("paper", device_type="cpu", results_dir=tmp_path, only=["scaling-mnist-289"],
+                 bench_dir=tmp_path, device=device)
+        return p.missing[0].seconds
+
+    assert seconds(None) == pytest.approx(10.0 * epochs)
+    assert seconds("Slow CPU") == pytest.approx(15.0 * epochs)
+    assert seconds("Another CPU") == pytest.approx(10.0 * epochs)

@@ -11,15 +11,15 @@ scaling configuration (App. D), one of each ablation (App. E), of the learned-pl
 faithful set-up (variant planted-span) and of three text-versus-code variants, the 5 seeds of
 Table 5 with one seed of mnist-scratch with stability enforced (variant stable), and last the
 further scaling seeds. A record counts only if it was made with the configuration the registry
-holds now. A run's cost is estimated from
-the published records of the same run on the same kind of device (else of the same kind of model),
-scaled by N^2 times the Euler steps for a from-scratch Wilson-Cowan model (the products' operation
-count) and by N for any other; a record counts only where its
-epochs cost alike (same model, data, batch, and text encoder frozen or fine-tuned). An ensemble
-of S from-scratch runs costs S single runs times the ratio the newest ensemble benchmark
-(``python -m wcbook bench --ensemble``) measured on that kind of device, at the nearest N and S:
-on this CPU more than 1; on a GPU, where it should be less, the plan assumes exactly S single runs
-until such a benchmark exists.
+holds now. A run's cost is estimated from the published records of the same run on the same kind
+of device, those timed on the very hardware that plans it first (one 2-core CPU took 40 % longer
+per epoch than another), else of the same kind of model, scaled by N^2 times the Euler steps for a
+from-scratch Wilson-Cowan model (the products' operation count) and by N for any other; a record
+counts only where its epochs cost alike (same model, data, batch, and text encoder frozen or
+fine-tuned). An ensemble of S from-scratch runs costs S single runs times the ratio the newest
+ensemble benchmark (``python -m wcbook bench --ensemble``) measured on that kind of device, at the
+nearest N and S: on this CPU more than 1; on a GPU, where it should be less, the plan assumes
+exactly S single runs until such a benchmark exists.
 
 On a machine lent for a short window, send only the data a pack reads, as its own data root::
 
@@ -158,17 +158,17 @@ def _same_config(record: dict[str, Any], config: Any) -> bool:
     return plain(record.get("config", {})) == plain(config.to_dict())
 
 
-def _paces(records: list[dict], device_type: str) -> list[tuple[dict, float]]:
-    """(record, seconds per member-epoch on ``device_type``) from each record's sessions (or its
-    own device), scaled to the paper profile's training-set size."""
+def _paces(records: list[dict], device_type: str) -> list[tuple[dict, str | None, float]]:
+    """(record, device name, seconds per member-epoch on ``device_type``) from each record's
+    sessions (or its own device), scaled to the paper profile's training-set size."""
     paces = []
     for r in records:
-        own = {key: r.get(key) for key in ("device_type", "seconds_per_epoch")}
+        own = {key: r.get(key) for key in ("device", "device_type", "seconds_per_epoch")}
         sessions = r.get("sessions") or [own]
         full = 60000 / max(r.get("n_train") or 60000, 1) if r.get("profile") != "paper" else 1.0
         for entry in sessions:
             if entry.get("device_type") == device_type and entry.get("seconds_per_epoch"):
-                paces.append((r, member_pace(r, entry) * full))
+                paces.append((r, entry.get("device"), member_pace(r, entry) * full))
     return paces
 
 
@@ -196,17 +196,19 @@ def _size(config: dict[str, Any]) -> float:
 
 
 def _epoch_seconds(
-    need: Need, profile: Profile, paces: list[tuple[dict, float]]
+    need: Need, profile: Profile, paces: list[tuple[dict, str | None, float]],
+    device: str | None = None,
 ) -> float | None:
-    """Seconds per epoch of one member: the fastest published pace of the same run (of its own
-    profile first), else of the same kind of model on the same data, scaled by ``_size``; only
-    records whose epochs cost alike count (see ``_same_cost``)."""
+    """Seconds per epoch of one member: the fastest published pace of the same run (measured on
+    the hardware named ``device`` first, then of its own profile), else of the same kind of model
+    on the same data, scaled by ``_size``; only records whose epochs cost alike count (see
+    ``_same_cost``)."""
     config = resolve(get_experiment(need.experiment, need.variant), profile)
     wanted = json.loads(json.dumps(config.to_dict()))
-    alike = [(r["experiment"] != need.experiment, r["profile"] != profile.name,
-              t * _size(wanted) / _size(r["config"])) for r, t in paces
-             if _same_cost(r["config"], wanted)]
-    return min(alike)[2] if alike else None
+    alike = [(r["experiment"] != need.experiment, device is not None and name != device,
+              r["profile"] != profile.name, t * _size(wanted) / _size(r["config"]))
+             for r, name, t in paces if _same_cost(r["config"], wanted)]
+    return min(alike)[3] if alike else None
 
 
 def plan(
@@ -216,9 +218,11 @@ def plan(
     results_dir: str | Path = ROOT / "results",
     only: Sequence[str] | None = None,
     bench_dir: str | Path = BENCH_DIR,
+    device: str | None = None,
 ) -> Plan:
     """The campaign's plan for ``profile`` (see the module docstring), limited to the data sets
-    or runs (``<id>`` or ``<id>+<variant>``) in ``only`` where given."""
+    or runs (``<id>`` or ``<id>+<variant>``) in ``only`` where given; ``device`` names the
+    hardware that will run it (``device_name``), whose own paces are preferred."""
     profile = get_profile(profile)
     records = load_records(results_dir)
     have = _existing(records, profile)
@@ -228,7 +232,7 @@ def plan(
         config = resolve(get_experiment(need.experiment, need.variant), profile)
         if only and config.dataset not in only and need.run not in only:
             continue
-        per_epoch = _epoch_seconds(need, profile, paces)
+        per_epoch = _epoch_seconds(need, profile, paces, device)
         for seed in range(need.seeds):
             if (need.run, seed) in have and _same_config(have[(need.run, seed)], config):
                 existing.append(f"{need.run} seed {seed}")
@@ -446,6 +450,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import", dest="import_", type=Path, help="check and unpack an archive")
 
 
+def _here(device_type: str) -> str | None:
+    """The name of this machine's hardware of ``device_type``, None where it has none."""
+    import torch
+
+    from .training.provenance import device_name
+
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return None
+    return device_name(torch.device(device_type))
+
+
 def run(args: argparse.Namespace) -> int:
     """``campaign``: plan, run a pack, or import one."""
     if args.import_:
@@ -461,7 +476,7 @@ def run(args: argparse.Namespace) -> int:
     budget = args.budget_min * 60
     device_type = "cpu" if args.device == "cpu" else "cuda"
     only = args.only.split(",") if args.only else None
-    p = plan(args.profile, budget, device_type, only=only)
+    p = plan(args.profile, budget, device_type, only=only, device=_here(device_type))
     print(format_plan(p, budget))
     if args.dry_run or args.archive is None:
         return 0
