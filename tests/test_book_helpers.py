@@ -8,9 +8,9 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from wcbook.plots import seed_strip, twin_seed_plot  # noqa: E402
-from wcbook.results import (seed_frame, show_twin_seeds, spread_frame,  # noqa: E402
-                            twin_seed_frame)
+from wcbook.plots import learning_curves, seed_strip, twin_seed_plot  # noqa: E402
+from wcbook.results import (plateau_epochs, seed_frame, show_twin_seeds,  # noqa: E402
+                            spread_frame, twin_seed_frame)
 from wcbook.training import TwinRuns, train_twins  # noqa: E402
 from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
 
@@ -112,3 +112,20 @@ def test_figure_model_prefers_the_paper_weights(tmp_path):
     assert chosen.caption("trajectories", "Fig. 7").startswith("Fig. 7, trajectories: ")
     for name, value in paper.state_dict().items():
         assert torch.equal(chosen.model.state_dict()[name], value)
+
+
+def test_plateau_epochs_counts_the_epochs_before_training_accuracy_first_passes_the_level():
+    assert plateau_epochs({"history": {"train_accuracy": [0.1, 0.09, 0.3, 0.6, 0.4]}}) == 3
+    assert plateau_epochs({"history": {"train_accuracy": [0.8]}}) == 0
+    assert plateau_epochs({"history": {"train_accuracy": [0.1, 0.2]}}) is None
+
+
+def test_learning_curves_draws_accuracy_and_gamma_for_each_run():
+    history = {"test_epochs": [1, 3], "test_accuracy": [0.1, 0.9], "gamma": [0.3, 0.5, 0.6],
+               "train_accuracy": [0.1, 0.5, 0.95]}
+    record = {"seed": 3, "history": history, "reference": {"test_accuracy": 0.95, "gamma": 0.8}}
+    fig = learning_curves({"a": [record], "b": [record, {**record, "seed": 4}]}, "title")
+    axes = fig.axes
+    assert len(axes) == 4 and axes[0].get_title() == "a"
+    assert len(axes[1].get_lines()) == 5  # two seeds' training and test accuracy, the paper's
+    assert axes[3].get_lines()[0].get_ydata().tolist() == [0.3, 0.5, 0.6]

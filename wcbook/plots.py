@@ -288,3 +288,35 @@ def trace_seeds(summaries: dict[str, dict[int, dict[str, Any]]], title: str) -> 
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(runs: dict[str, list[dict[str, Any]]], title: str) -> Figure:
+    """One column per run (label -> its finished training records, each with a ``history`` and
+    the paper's ``reference``): above, the training accuracy after each epoch (a line) and the
+    test accuracy at each evaluation (dots) of every seed; below, its learned gamma after each
+    epoch; the paper's test accuracy and gamma dotted. The epoch axis is logarithmic, since the
+    first epochs decide when a seed leaves the chance plateau; ``title`` names the models,
+    profile and seeds."""
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 5.6), sharex="col",
+                             squeeze=False)
+    for column, (label, records) in enumerate(runs.items()):
+        top, bottom = axes[0][column], axes[1][column]
+        for r in records:
+            h = r["history"]
+            epochs = range(1, len(h["train_accuracy"]) + 1)
+            line, = top.plot(epochs, h["train_accuracy"], lw=1, alpha=0.8,
+                             label=f"seed {r['seed']}")
+            top.plot(h["test_epochs"], h["test_accuracy"], ".", ms=3, color=line.get_color())
+            bottom.plot(epochs, h["gamma"], lw=1, alpha=0.8, color=line.get_color())
+        if records:
+            top.axhline(records[0]["reference"]["test_accuracy"], color="k", ls=":", lw=1,
+                        label="paper (test)")
+            bottom.axhline(records[0]["reference"]["gamma"], color="k", ls=":", lw=1)
+        top.set(title=label, xscale="log", ylim=(0, 1.02))
+        bottom.set(xscale="log", xlabel="epoch")
+        top.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("training accuracy (line), test (dots)")
+    axes[1][0].set_ylabel("learned gamma")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

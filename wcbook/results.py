@@ -355,6 +355,15 @@ def seed_frame(
     return frame(rows, ["seed", "status", *metrics]).sort_values("seed", ignore_index=True)
 
 
+def plateau_epochs(record: dict[str, Any], level: float = 0.5) -> int | None:
+    """How many epochs of ``record`` ended with a training accuracy of at most ``level`` before
+    the first that ended above it (the epochs spent on the chance plateau); None if none did."""
+    for epoch, accuracy in enumerate(record["history"]["train_accuracy"]):
+        if accuracy > level:
+            return epoch
+    return None
+
+
 def spread_frame(seeds: pd.DataFrame, metrics: Iterable[str], digits: int = 3) -> pd.DataFrame:
     """The spread over seeds of each of ``metrics`` (columns of :func:`seed_frame`): number of
     finished seeds, mean ± sample standard deviation, smallest and largest value, rounded to
