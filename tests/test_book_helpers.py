@@ -117,7 +117,7 @@ def test_figure_model_prefers_the_paper_weights(tmp_path):
 def test_plateau_epochs_counts_the_epochs_before_training_accuracy_first_passes_the_level():
     assert plateau_epochs({"history": {"train_accuracy": [0.1, 0.09, 0.3, 0.6, 0.4]}}) == 3
     assert plateau_epochs({"history": {"train_accuracy": [0.8]}}) == 0
-    assert plateau_epochs({"history": {"train_accuracy": [0.1, 0.2]}}) is None
+    assert plateau_epochs({"history": {"train_accuracy": [0.1, 0.2]}}) == 2
 
 
 def test_learning_curves_draws_accuracy_and_gamma_for_each_run():

@@ -355,13 +355,12 @@ def seed_frame(
     return frame(rows, ["seed", "status", *metrics]).sort_values("seed", ignore_index=True)
 
 
-def plateau_epochs(record: dict[str, Any], level: float = 0.5) -> int | None:
+def plateau_epochs(record: dict[str, Any], level: float = 0.5) -> int:
     """How many epochs of ``record`` ended with a training accuracy of at most ``level`` before
-    the first that ended above it (the epochs spent on the chance plateau); None if none did."""
-    for epoch, accuracy in enumerate(record["history"]["train_accuracy"]):
-        if accuracy > level:
-            return epoch
-    return None
+    the first that ended above it (the epochs spent on the initial plateau): all of them if none
+    did."""
+    accuracies = record["history"]["train_accuracy"]
+    return next((epoch for epoch, a in enumerate(accuracies) if a > level), len(accuracies))
 
 
 def spread_frame(seeds: pd.DataFrame, metrics: Iterable[str], digits: int = 3) -> pd.DataFrame:
