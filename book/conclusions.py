@@ -97,7 +97,7 @@ print(f"no paper-scale run yet ({len(missing)} experiments):", ", ".join(missing
 # The paper gives one run per size; it is judged with the spread of one run of the paper's
 # five-run MNIST row, under a tenth of a point, while over their last hundred epochs the test
 # accuracies of our runs wander by up to half a point. At $N = 196$ none of those bands reaches
-# the paper's number; at $N = 289$ our four seeds end on either side of it (one below, three
+# the paper's number; at $N = 289$ our five seeds end on either side of it (one below, four
 # above) and the row is reproduced ({doc}`A1_scaling`). The three
 # Fashion-MNIST rows at $N = 441$ are off because our one paper-profile run there, seed 0,
 # diverged in its first epoch: a gradient spike, taken where $\Phi$ was nearly singular and
