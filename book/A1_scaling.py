@@ -35,7 +35,7 @@ import numpy as np
 from IPython.display import display
 
 from wcbook.experiments import PROFILES, SCALING_SIDES, get_experiment
-from wcbook.results import pace_text
+from wcbook.results import finished, outcome, pace_text
 from wcbook.scorecard import PAPER_RUNS
 from wcbook.tables import frame, styled
 
@@ -69,17 +69,13 @@ def load(dataset, n, profile):
                   key=lambda r: r["seed"])
 
 
-def finished(r: dict) -> bool:
-    return r.get("status", "finished") != "diverged"
-
-
 def cell(records: list[dict]) -> str:
     """Each record as "gamma, psi, seconds per epoch" ("mixed" where devices changed mid-run),
     prefixed by its seed where there are several."""
     parts = []
     for r in records:
         if not finished(r):
-            text = f"diverged in epoch {r['diverged_at']['epoch']}"
+            text = outcome(r)
         else:
             pace = "mixed" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f}"
             text = f"{r['metrics']['gamma']:.3f}, {r['metrics']['test_accuracy']:.4f}, {pace}"
@@ -357,12 +353,7 @@ print(f"first epochs that broke training: {broken} of {total} ({rate:.0%}; 95% i
 # (rounding differs, and these first steps amplify it).
 
 # %%
-def run_outcome(r: dict) -> str:
-    """How a paper-profile run ended: finished, or where it diverged."""
-    if finished(r):
-        return "finished"
-    epoch, step = r["diverged_at"]["epoch"], r["diverged_at"]["step"]
-    return f"diverged in epoch {epoch}" + (f", step {step}" if step else "")
+from wcbook.results import first_epoch_threads, session_devices
 
 
 def replay_break(s: dict) -> int | None:
@@ -370,28 +361,16 @@ def replay_break(s: dict) -> int | None:
     return s["overflow_step"] or s["nonfinite_step"]
 
 
-def devices(r: dict) -> str:
-    """The kinds of device a run trained on, in order ("cuda, then cpu" for a resumed run)."""
-    kinds = [s["device_type"] for s in r.get("sessions", [])] or [r["device_type"]]
-    return ", then ".join(dict.fromkeys(kinds))
+def foretold(r: dict, s: dict) -> bool:
+    """Whether replay and run agree on the first epoch: both broke in it, or neither did."""
+    return (replay_break(s) is not None) == (not finished(r) and r["diverged_at"]["epoch"] == 1)
 
 
 pairs = [(f"{d}-{n}", r, summaries[f"{d}-{n}"][r["seed"]])
          for (d, n, profile), records in table.items() if profile == "paper"
          for r in records if r["seed"] in summaries.get(f"{d}-{n}", {})]
-def first_epoch_threads(r: dict) -> int | str:
-    """The CPU threads that trained a run's first epoch ("-" where a GPU trained it)."""
-    first = (r.get("sessions") or [r])[0]
-    return first["torch_threads"] if first["device_type"] == "cpu" else "-"
-
-
-def foretold(r: dict, s: dict) -> bool:
-    """Whether the replay's first epoch and the run's end alike: both broken or both finite."""
-    return (replay_break(s) is not None) == (not finished(r) and r["diverged_at"]["epoch"] == 1)
-
-
-rows = [(run, r["seed"], f"after step {replay_break(s)}" if replay_break(s) else "no",
-         run_outcome(r), devices(r), first_epoch_threads(r), r["commit"][:7]) for run, r, s in pairs]
+rows = [(run, r["seed"], f"after step {replay_break(s)}" if replay_break(s) else "no", outcome(r),
+         session_devices(r), first_epoch_threads(r), r["commit"][:7]) for run, r, s in pairs]
 display(styled(frame(rows, ("run", "seed", "replay: first epoch broke", "paper-profile run",
                             "run's devices", "CPU threads in epoch 1", "run's commit")),
                "scaling-replay-vs-run", numeric=["seed"],
@@ -402,8 +381,8 @@ print(f"replay and run agree on the first epoch for {sum(foretold(r, s) for _, r
 print("every replay ran on one CPU thread:", set(replay_threads) == {1})
 for run, r, s in pairs:
     if not foretold(r, s):
-        print(f"{run} seed {r['seed']} parts ways with its replay: run on {devices(r)}, "
-              f"{first_epoch_threads(r)} thread(s) in epoch 1; {run_outcome(r)}, test accuracy "
+        print(f"{run} seed {r['seed']} parts ways with its replay: run on {session_devices(r)}, "
+              f"{first_epoch_threads(r)} thread(s) in epoch 1; {outcome(r)}, test accuracy "
               f"{r['metrics']['test_accuracy'] if finished(r) else '-'}")
 
 # %% [markdown]

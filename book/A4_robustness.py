@@ -87,6 +87,7 @@ import torch
 from IPython.display import display
 
 from wcbook import robustness as rb
+from wcbook.results import stage_paces
 
 torch.set_num_threads(1)
 
@@ -107,11 +108,7 @@ WANTED = {  # data set -> model -> (run, profile)
     }
     for data, name in (("MNIST", "mnist"), ("Fashion-MNIST", "fashion"))
 }
-RUNS = {  # the models with a committed record
-    data: {label: (run, profile) for label, (run, profile) in models.items()
-           if rb.record_path(run, profile, SEED, ROOT / "robustness").exists()}
-    for data, models in WANTED.items()
-}
+RUNS = rb.recorded_runs(WANTED, SEED, ROOT / "robustness")
 for data, models in WANTED.items():
     for label, (run, profile) in models.items():
         if label not in RUNS[data]:
@@ -130,24 +127,12 @@ CNNS = ("CNN softmax twin", "CNN + Wilson-Cowan")
 WC_SCALE = f"{PROFILE} profile (14x14 images, 20 epochs), seed {SEED}"
 SCALE = (f"seed {SEED}; WC and MLP: {PROFILE} profile (14x14 images, 20 epochs), "
          f"CNN models: {CNN_PROFILE} profile (28x28 images, 1 + 5 epochs)")
+
+# %%
 overview = pd.DataFrame(
-    [
-        {
-            "data": data, "model": label, "run": run, "profile": profile,
-            "image side": r["config"].get("image_size") or 28,
-            "clean accuracy": r["results"]["clean"]["accuracy"],
-            "test images": r["results"]["clean"]["n"],
-            "attacked images": r["results"]["pgd"]["n"],
-            "weights (MiB)": (r["weights"].get("bytes")
-                              or (ROOT / r["weights"]["path"]).stat().st_size) / 2**20,
-            "weights committed": r["weights"].get(
-                "committed", r["weights"]["path"].startswith("models/")),
-            "commit": r["commit"][:8],
-        }
-        for data, models in RUNS.items()
-        for label, (run, profile) in models.items()
-        for r in [records[run]]
-    ]
+    [{"data": data, "model": label, "run": run, "profile": profile,
+      **rb.overview_row(records[run], ROOT)}
+     for data, models in RUNS.items() for label, (run, profile) in models.items()]
 ).set_index(["data", "model"]).round(4)
 overview.pipe(show, "overview",
     f"The evaluated models and their robustness records ({SCALE})")
@@ -160,19 +145,6 @@ overview.pipe(show, "overview",
 # the stage paces, and the test accuracy after stage 1 (nearest target) and at the end.
 
 # %%
-def stage_paces(record, stage1_epochs):
-    """Mean seconds per epoch of stage 1 and of stage 2, from the sessions within one stage."""
-    paces = {1: [], 2: []}
-    for session in record.get("sessions", []):
-        n = session["last_epoch"] - session["first_epoch"] + 1
-        if session["last_epoch"] <= stage1_epochs:
-            paces[1].append((n, session["seconds_per_epoch"]))
-        elif session["first_epoch"] > stage1_epochs:
-            paces[2].append((n, session["seconds_per_epoch"]))
-    return {k: sum(n * x for n, x in v) / sum(n for n, _ in v) if v else np.nan
-            for k, v in paces.items()}
-
-
 training = {}
 CNN_RUNS = {(data, label): models[label] for data, models in RUNS.items()
             for label in CNNS if label in models}

@@ -9,8 +9,9 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from wcbook.plots import learning_curves, seed_strip, twin_seed_plot  # noqa: E402
-from wcbook.results import (plateau_epochs, seed_frame, show_twin_seeds,  # noqa: E402
-                            spread_frame, twin_seed_frame)
+from wcbook.results import (finished, first_epoch_threads, outcome, plateau_epochs,  # noqa: E402
+                            seed_frame, session_devices, show_twin_seeds, spread_frame,
+                            stage_paces, twin_seed_frame)
 from wcbook.training import TwinRuns, train_twins  # noqa: E402
 from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
 
@@ -129,3 +130,35 @@ def test_learning_curves_draws_accuracy_and_gamma_for_each_run():
     assert len(axes) == 4 and axes[0].get_title() == "a"
     assert len(axes[1].get_lines()) == 5  # two seeds' training and test accuracy, the paper's
     assert axes[3].get_lines()[0].get_ydata().tolist() == [0.3, 0.5, 0.6]
+
+
+def _session(first: int, last: int, pace: float, kind: str = "cpu", threads: int = 2) -> dict:
+    return {"first_epoch": first, "last_epoch": last, "seconds_per_epoch": pace,
+            "device_type": kind, "torch_threads": threads}
+
+
+def test_outcome_says_where_a_run_diverged():
+    assert finished({"metrics": {}}) and outcome({"status": "finished"}) == "finished"
+    diverged = {"status": "diverged", "diverged_at": {"epoch": 3, "step": None}}
+    assert not finished(diverged) and outcome(diverged) == "diverged in epoch 3"
+    diverged["diverged_at"]["step"] = 17
+    assert outcome(diverged) == "diverged in epoch 3, step 17"
+
+
+def test_session_devices_and_first_epoch_threads_follow_the_sessions_in_order():
+    resumed = {"sessions": [_session(1, 4, 1.0, "cuda"), _session(5, 9, 9.0),
+                            _session(10, 12, 8.0)]}
+    assert session_devices(resumed) == "cuda, then cpu"
+    assert first_epoch_threads(resumed) == "-"
+    single = {"device_type": "cpu", "torch_threads": 4}
+    assert session_devices(single) == "cpu" and first_epoch_threads(single) == 4
+
+
+def test_stage_paces_weights_sessions_by_epochs_and_skips_one_that_spans_both_stages():
+    record = {"sessions": [_session(1, 1, 10.0), _session(2, 3, 4.0), _session(4, 9, 2.0)]}
+    assert stage_paces(record, stage1_epochs=3) == {1: 6.0, 2: 2.0}
+    spanning = {"sessions": [_session(1, 5, 3.0)], "ensemble": {"size": 3}}
+    paces = stage_paces(spanning, stage1_epochs=3)
+    assert math.isnan(paces[1]) and math.isnan(paces[2])
+    ensemble = {"sessions": [_session(1, 2, 9.0), _session(3, 4, 6.0)], "ensemble": {"size": 3}}
+    assert stage_paces(ensemble, stage1_epochs=2) == {1: 3.0, 2: 2.0}

@@ -207,6 +207,13 @@ def test_records_validate(synthetic_env, tmp_path, run_id):
     assert results["occlusion"]["accuracy"][0] == results["clean"]["accuracy"]
     assert (results["horizon"] is None) == (run_id == "mnist-mlp")
     assert (results["gradient_sweep"] is None) == (run_id == "mnist-mlp")
+    wanted = {"MNIST": {"evaluated": (run_id, "smoke"), "not yet": ("mnist-cnn", "smoke")}}
+    found = rb.recorded_runs(wanted, 0, tmp_path / "out")
+    assert found == {"MNIST": {"evaluated": (run_id, "smoke")}}
+    row = rb.overview_row(record, tmp_path)
+    assert row["clean accuracy"] == results["clean"]["accuracy"] and row["attacked images"] == 10
+    assert row["weights (MiB)"] == record["weights"]["bytes"] / 2**20
+    assert not row["weights committed"]
     broken = json.loads(json.dumps(record))
     broken["results"]["pgd"]["accuracy"].append(0.5)
     with pytest.raises(ValueError, match="pgd"):

@@ -36,6 +36,11 @@ __all__ = [
     "twin_seed_frame",
     "member_pace",
     "pace_text",
+    "finished",
+    "outcome",
+    "session_devices",
+    "first_epoch_threads",
+    "stage_paces",
 ]
 
 #: Metrics summarised per experiment: test accuracy, the learned gamma (Wilson-Cowan models) and,
@@ -227,6 +232,49 @@ def pace_text(record: dict[str, Any]) -> str:
         f"(epochs {s['first_epoch']}-{s['last_epoch']})"
         for s in record.get("sessions", [])
     ) or "no time recorded"
+
+
+def finished(record: dict[str, Any]) -> bool:
+    """Whether a run trained to its last epoch (records without ``status`` all finished)."""
+    return record.get("status", "finished") != "diverged"
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """How a run ended: ``"finished"``, or ``"diverged in epoch E"`` (``", step S"`` where the
+    record knows the step)."""
+    if finished(record):
+        return "finished"
+    where = record["diverged_at"]
+    step = f", step {where['step']}" if where["step"] else ""
+    return f"diverged in epoch {where['epoch']}{step}"
+
+
+def session_devices(record: dict[str, Any]) -> str:
+    """The kinds of device that trained a run, in order (``"cuda, then cpu"`` for a run resumed on
+    a CPU after a GPU)."""
+    kinds = [s["device_type"] for s in record.get("sessions", [])] or [record["device_type"]]
+    return ", then ".join(dict.fromkeys(kinds))
+
+
+def first_epoch_threads(record: dict[str, Any]) -> int | str:
+    """The CPU threads that trained a run's first epoch (``"-"`` where a GPU trained it)."""
+    first = (record.get("sessions") or [record])[0]
+    return first["torch_threads"] if first["device_type"] == "cpu" else "-"
+
+
+def stage_paces(record: dict[str, Any], stage1_epochs: int) -> dict[int, float]:
+    """A member's mean seconds per epoch in stage 1 and in stage 2 of an encoder run, weighted by
+    the epochs of each session. A record keeps one pace per session, so a session that spans both
+    stages counts for neither; a stage without a session of its own is NaN."""
+    paces: dict[int, list[tuple[int, float]]] = {1: [], 2: []}
+    for session in record.get("sessions", []):
+        n = session["last_epoch"] - session["first_epoch"] + 1
+        if session["last_epoch"] <= stage1_epochs:
+            paces[1].append((n, member_pace(record, session)))
+        elif session["first_epoch"] > stage1_epochs:
+            paces[2].append((n, member_pace(record, session)))
+    return {stage: sum(n * x for n, x in v) / sum(n for n, _ in v) if v else math.nan
+            for stage, v in paces.items()}
 
 
 def _profile_rank(profile: str) -> tuple[bool, bool, str]:

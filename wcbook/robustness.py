@@ -85,6 +85,8 @@ __all__ = [
     "validate_record",
     "has_dynamics",
     "load_record",
+    "recorded_runs",
+    "overview_row",
     "load_test_split",
     "run_config",
     "class_logits",
@@ -899,6 +901,35 @@ def load_record(
     record = json.loads(path.read_text())
     validate_record(record)
     return record
+
+
+def recorded_runs(
+    wanted: Mapping[str, Mapping[str, tuple[str, str]]], seed: int = 0,
+    results_dir: str | Path = "robustness",
+) -> dict[str, dict[str, tuple[str, str]]]:
+    """The part of ``wanted`` (data set -> model label -> (run, profile)) that has a robustness
+    record of ``seed`` in ``results_dir``, in the same nesting and order."""
+    return {data: {label: (run, profile) for label, (run, profile) in models.items()
+                   if record_path(run, profile, seed, results_dir).exists()}
+            for data, models in wanted.items()}
+
+
+def overview_row(record: Mapping[str, Any], root: str | Path = ".") -> dict[str, Any]:
+    """One line about an evaluated model: its image side, clean accuracy, how many images were
+    evaluated and attacked, its weights' size in MiB and whether they are committed, and the
+    commit. ``root`` is the repository the record's weight path is relative to (older records
+    did not store the size)."""
+    weights, clean = record["weights"], record["results"]["clean"]
+    size = weights.get("bytes") or (Path(root) / weights["path"]).stat().st_size
+    return {
+        "image side": record["config"].get("image_size") or NATIVE_SIZE,
+        "clean accuracy": clean["accuracy"],
+        "test images": clean["n"],
+        "attacked images": record["results"]["pgd"]["n"],
+        "weights (MiB)": size / 2**20,
+        "weights committed": weights.get("committed", weights["path"].startswith("models/")),
+        "commit": record["commit"][:8],
+    }
 
 
 # ----------------------------------------------------------------------------------------------
