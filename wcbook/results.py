@@ -289,7 +289,7 @@ def archived_runs(
     wanted = set(experiments)
     grouped: dict[RunKey, dict[str, list[dict[str, Any]]]] = {}
     for r in records:
-        if r["experiment"] in wanted and r.get("status", "finished") == "finished":
+        if r["experiment"] in wanted and finished(r):
             key = (r["experiment"], r.get("variant"))
             grouped.setdefault(key, {}).setdefault(r["profile"], []).append(r)
     return {key: runs[min(runs, key=_profile_rank)] for key, runs in grouped.items()}

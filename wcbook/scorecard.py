@@ -33,7 +33,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .experiments import SCALING_SIDES, VARIANTS, data_caveat, get_experiment
-from .results import mean_sem, member_pace
+from .results import finished, mean_sem, member_pace
 from .tables import frame
 
 __all__ = [
@@ -87,7 +87,7 @@ _ACCURACY_CAUSES = {
 #: Qualitative outcomes a row can report, and whether a record shows it (None: the record
 #: cannot tell).
 _OUTCOMES = {
-    "diverged": lambda r: r.get("status", "finished") == "diverged",
+    "diverged": lambda r: not finished(r),
     "inside": lambda r: None if "stability" not in r else (
         r["stability"]["mu_max"] < r["stability"]["mu_bound"] and r["stability"]["full_stable"]),
 }
@@ -205,10 +205,6 @@ TABLE_TITLES = {
 }
 
 
-def _finished(record: dict[str, Any]) -> bool:
-    return record.get("status", "finished") == "finished"
-
-
 def _runs(entry: Entry, records: list[dict[str, Any]], profile: str) -> tuple[str | None, list]:
     """The variant and the records of ``entry`` under ``profile`` (first variant that has any)."""
     for variant in entry.variants:
@@ -232,7 +228,7 @@ def _timed(runs: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
     ensemble's) is shared by its members as a record's own time is; one that moved between CPUs
     only has no single time."""
     paces = []
-    for r in filter(_finished, runs):
+    for r in filter(finished, runs):
         if r.get("seconds_per_epoch") is not None:
             paces.append((r["device_type"], r["device"], r["seconds_per_epoch"]))
             continue
@@ -247,7 +243,7 @@ def _values(runs: list[dict[str, Any]], metric: str) -> list[float]:
     """The metric of each finished run that has it."""
     if metric == "seconds_per_epoch":
         return _timed(runs)[1]
-    return [v for v in (_value(r, metric) for r in runs if _finished(r)) if v is not None]
+    return [v for v in (_value(r, metric) for r in runs if finished(r)) if v is not None]
 
 
 def _run_sd(experiment: str, metric: str) -> float | None:
@@ -352,7 +348,7 @@ def score(entry: Entry, records: list[dict[str, Any]],
     values = _values(runs, entry.metric)
     if not values:
         smaller = _smaller_profiles(entry, records)
-        diverged = [r for r in runs if not _finished(r)]
+        diverged = [r for r in runs if not finished(r)]
         stopped = [f"seed {r['seed']} in epoch {r['diverged_at']['epoch']}"
                    for r in diverged if r.get("diverged_at")]
         reason = "no paper-profile run"
