@@ -10,7 +10,9 @@ import tarfile
 import pytest
 
 from wcbook import campaign
-from wcbook.campaign import Item, Need, import_archive, plan, run_pack, write_archive
+from wcbook.campaign import (Item, Need, import_archive, plan, run_lanes, run_pack,
+                             write_archive)
+from wcbook.cli import main
 from wcbook.experiments import Profile, get_experiment
 from wcbook.training import git_commit
 from wcbook.weights import load_weights
@@ -190,3 +192,46 @@ def test_paces_timed_on_the_planning_hardware_come_first(tmp_path):
     assert seconds(None) == pytest.approx(10.0 * epochs)
     assert seconds("Slow CPU") == pytest.approx(15.0 * epochs)
     assert seconds("Another CPU") == pytest.approx(10.0 * epochs)
+
+
+def test_side_by_side_runs_are_priced_by_the_processes_benchmark(tmp_path):
+    config = get_experiment("scaling-mnist-196").to_dict()
+    record = _record("scaling-mnist-196", 0, 1.0, device_type="cpu", config=config)
+    path = tmp_path / "results" / "scaling-mnist-196" / "paper" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    rows = [{"n_nodes": n, "members": m, "mode": "processes", "step_s": s}
+            for n, m, s in ((196, 1, 0.1), (196, 2, 0.15), (784, 1, 0.2), (784, 2, 0.35))]
+    bench = {"rows": rows, "provenance": {"device": "cpu", "started_utc": "2026-12-01"}}
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "cpu-x-ensemble-20261201T000000Z.json").write_text(json.dumps(bench))
+    slowdowns = campaign.side_by_side_slowdowns("cpu", 2, tmp_path / "bench")
+    assert slowdowns == pytest.approx({196: 1.5, 784: 1.75})
+    assert campaign._lane_factor(None, slowdowns, 2) == pytest.approx(1.75)
+
+    def seconds(workers, bench_dir):
+        p = plan("paper", device_type="cpu", results_dir=tmp_path / "results", workers=workers,
+                 only=["scaling-mnist-196"], bench_dir=bench_dir)
+        return p.missing[0].seconds
+
+    alone = seconds(1, tmp_path / "bench")
+    assert alone == pytest.approx(config["epochs"] * 1.0)
+    assert seconds(2, tmp_path / "bench") == pytest.approx(1.5 * alone)
+    assert seconds(2, tmp_path) == pytest.approx(2 * alone)  # nothing measured: no gain assumed
+
+
+def test_lanes_run_side_by_side_and_a_failed_run_spares_the_others(tmp_path, synthetic_env):
+    packs = [[Item(Need("mnist-scratch", 1), [0], None, "mnist")],
+             [Item(Need("no-such-run", 1), [0], None, "mnist"),
+              Item(Need("mnist-mlp", 1), [0], None, "mnist")]]
+    written, failed = run_lanes(packs, TINY, "cpu", threads=1, root=tmp_path)
+    assert sorted(str(p.relative_to(tmp_path)) for p in written) == [
+        "results/mnist-mlp/tiny/seed0.json", "results/mnist-scratch/tiny/seed0.json"]
+    assert len(failed) == 1 and failed[0].startswith("no-such-run seeds [0]: ")
+    assert "\n" not in failed[0]
+    assert all(json.loads(p.read_text())["torch_threads"] == 1 for p in written)
+
+
+def test_workers_are_refused_on_a_gpu(capsys):
+    assert main(["campaign", "--workers", "2", "--dry-run"]) == 2
+    assert "--device cpu" in capsys.readouterr().out

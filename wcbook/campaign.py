@@ -29,6 +29,11 @@ On a machine lent for a short window, send only the data a pack reads, as its ow
     python -m wcbook campaign --import pack.tar.gz                        # here again
 
 (``device-data/`` is ignored by git.)
+
+On a CPU, ``--workers K`` runs the first K packs side by side, one process each with the threads
+split between them; every run is then priced as one of K processes sharing the CPU, by the
+``processes`` rows of the newest CPU ensemble benchmark (K times one run alone where there is
+none). Rerunning the same command resumes each run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -219,32 +224,50 @@ def plan(
     only: Sequence[str] | None = None,
     bench_dir: str | Path = BENCH_DIR,
     device: str | None = None,
+    workers: int = 1,
 ) -> Plan:
     """The campaign's plan for ``profile`` (see the module docstring), limited to the data sets
     or runs (``<id>`` or ``<id>+<variant>``) in ``only`` where given; ``device`` names the
-    hardware that will run it (``device_name``), whose own paces are preferred."""
+    hardware that will run it (``device_name``), whose own paces are preferred. With
+    ``workers`` > 1 every run is priced as one of that many processes sharing the device (see
+    :func:`side_by_side_slowdowns`), and each pack is one of them."""
     profile = get_profile(profile)
     records = load_records(results_dir)
     have = _existing(records, profile)
     paces = _paces(records, device_type)
+    slowdowns = side_by_side_slowdowns(device_type, workers, bench_dir) if workers > 1 else {}
     existing, missing = [], []
     for need in sorted(REQUIRED, key=lambda n: n.rank):
         config = resolve(get_experiment(need.experiment, need.variant), profile)
         if only and config.dataset not in only and need.run not in only:
             continue
         per_epoch = _epoch_seconds(need, profile, paces, device)
+        nodes = config.n_nodes if config.model == "wc" else None
         for seed in range(need.seeds):
             if (need.run, seed) in have and _same_config(have[(need.run, seed)], config):
                 existing.append(f"{need.run} seed {seed}")
                 continue
-            seconds = None if per_epoch is None else per_epoch * config.total_epochs
+            seconds = None if per_epoch is None else (
+                per_epoch * config.total_epochs * _lane_factor(nodes, slowdowns, workers))
             missing.append((need.rank if seed < need.first else need.rest_rank, need, seed,
-                            seconds, config.dataset,
-                            config.n_nodes if config.model == "wc" else None))
+                            seconds, config.dataset, nodes))
     missing.sort(key=lambda m: m[0])
     out = Plan(existing, [Item(n, [s], t, d, k) for _, n, s, t, d, k in missing])
     _pack(out, budget_s, ensemble_ratios(device_type, bench_dir))
     return out
+
+
+def _benchmark_rows(device_type: str, directory: str | Path, mode: str) -> list[dict]:
+    """The rows of ``mode`` of the newest ensemble benchmark measured on ``device_type``."""
+    found = []
+    for path in Path(directory).glob("*-ensemble-*.json"):
+        record = json.loads(path.read_text())
+        provenance = record.get("provenance", {})
+        if provenance.get("device") == device_type:
+            found.append((provenance.get("started_utc", ""), record))
+    if not found:
+        return []
+    return [r for r in max(found, key=lambda f: f[0])[1]["rows"] if r["mode"] == mode]
 
 
 def ensemble_ratios(
@@ -253,15 +276,7 @@ def ensemble_ratios(
     """N -> {S: seconds per member-epoch of an ensemble of S over those of one run}, from the
     newest ensemble benchmark (``python -m wcbook bench --ensemble``) measured on
     ``device_type``; empty where there is none."""
-    found = []
-    for path in Path(directory).glob("*-ensemble-*.json"):
-        record = json.loads(path.read_text())
-        provenance = record.get("provenance", {})
-        if provenance.get("device") == device_type:
-            found.append((provenance.get("started_utc", ""), record))
-    if not found:
-        return {}
-    rows = [r for r in max(found, key=lambda f: f[0])[1]["rows"] if r["mode"] == "ensemble"]
+    rows = _benchmark_rows(device_type, directory, "ensemble")
     single = {r["n_nodes"]: r["model_epoch_s"] for r in rows if r["members"] == 1}
     ratios: dict[int, dict[int, float]] = {}
     for r in rows:
@@ -269,6 +284,35 @@ def ensemble_ratios(
             ratio = r["model_epoch_s"] / single[r["n_nodes"]]
             ratios.setdefault(r["n_nodes"], {})[r["members"]] = ratio
     return ratios
+
+
+def side_by_side_slowdowns(
+    device_type: str, workers: int, directory: str | Path = BENCH_DIR
+) -> dict[int, float]:
+    """N -> how many times longer one run's step takes while ``workers`` processes train side by
+    side on the device (the newest ensemble benchmark's ``processes`` rows: a step of the
+    nearest measured number of processes over a step of one); empty where none was measured."""
+    rows = _benchmark_rows(device_type, directory, "processes")
+    alone = {r["n_nodes"]: r["step_s"] for r in rows if r["members"] == 1}
+    by_size: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if r["n_nodes"] in alone:
+            by_size.setdefault(r["n_nodes"], {})[r["members"]] = r["step_s"] / alone[r["n_nodes"]]
+    return {n: steps[min(steps, key=lambda k: abs(k - workers))]
+            for n, steps in by_size.items()}
+
+
+def _lane_factor(nodes: int | None, slowdowns: dict[int, float], workers: int) -> float:
+    """How many times longer a run takes as one of ``workers`` side by side: the benchmark's
+    slowdown at the nearest N (the largest measured one for a model the benchmark does not
+    time), or ``workers`` itself where nothing was measured (no gain assumed)."""
+    if workers == 1:
+        return 1.0
+    if not slowdowns:
+        return float(workers)
+    if nodes is None:
+        return max(slowdowns.values())
+    return slowdowns[min(slowdowns, key=lambda n: abs(n - nodes))]
 
 
 def _ensemble_seconds(
@@ -437,6 +481,43 @@ def run_pack(
     return written
 
 
+def _lane(
+    pack: list[Item], profile: str | Profile, device: str, root: Path, threads: int
+) -> tuple[list[Path], list[str]]:
+    """One process's share of :func:`run_lanes`: its pack, run after run on ``threads``
+    threads; returns the files written and, for each run that raised, why."""
+    import torch
+
+    torch.set_num_threads(threads)
+    written: list[Path] = []
+    failed: list[str] = []
+    for item in pack:
+        try:
+            written += run_pack([item], profile, device, root)
+        except Exception as exc:  # one failed run must not cost the lane's other runs
+            failed.append(f"{item.need.run} seeds {item.seeds}: {type(exc).__name__}: {exc}")
+    return written, failed
+
+
+def run_lanes(
+    packs: list[list[Item]], profile: str | Profile, device: str, threads: int,
+    root: Path = ROOT,
+) -> tuple[list[Path], list[str]]:
+    """Train ``packs`` side by side, one process of ``threads`` threads each (whether that trains
+    more models per hour on a CPU than one process with all its threads, ``python -m wcbook
+    bench --ensemble`` measures); returns every file written and a line for each run that
+    failed (the other runs go on)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # no CUDA or thread state forked
+    with ProcessPoolExecutor(len(packs), mp_context=context) as pool:
+        lanes = [pool.submit(_lane, pack, profile, device, root, threads) for pack in packs]
+        results = [lane.result() for lane in lanes]
+    return ([path for written, _ in results for path in written],
+            [line for _, failed in results for line in failed])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m wcbook campaign``."""
     parser.add_argument("--profile", default="paper", help="profile (default paper)")
@@ -445,6 +526,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda", help="cuda or cpu: whose timings to plan with")
     parser.add_argument("--only", help="data sets carried or runs to plan, comma-separated "
                         "(mnist,fashion or scaling-fashion-289)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="on a CPU: run this many packs side by side, the threads split "
+                        "between them (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     parser.add_argument("--archive", type=Path, help="run the next pack and archive it here")
     parser.add_argument("--import", dest="import_", type=Path, help="check and unpack an archive")
@@ -475,14 +559,29 @@ def run(args: argparse.Namespace) -> int:
     get_profile(args.profile)
     budget = args.budget_min * 60
     device_type = "cpu" if args.device == "cpu" else "cuda"
+    if args.workers < 1 or (args.workers > 1 and device_type != "cpu"):
+        print("error: --workers takes 1, or on a CPU (--device cpu) the number of packs to run "
+              "side by side; on a GPU, seeds share the device as one ensemble")
+        return 2
     only = args.only.split(",") if args.only else None
-    p = plan(args.profile, budget, device_type, only=only, device=_here(device_type))
+    p = plan(args.profile, budget, device_type, only=only, device=_here(device_type),
+             workers=args.workers)
     print(format_plan(p, budget))
     if args.dry_run or args.archive is None:
         return 0
     if not p.packs:
         print("nothing fits one command: see the list above")
         return 1
-    written = run_pack(p.packs[0], args.profile, args.device)
+    if args.workers == 1:
+        written, failed = run_pack(p.packs[0], args.profile, args.device), []
+    else:
+        import torch
+
+        threads = max(1, torch.get_num_threads() // args.workers)
+        lanes = p.packs[:args.workers]
+        print(f"packs 1-{len(lanes)} side by side, {threads} thread(s) each")
+        written, failed = run_lanes(lanes, args.profile, args.device, threads)
     print(f"archive: {write_archive(written, args.archive)}")
-    return 0
+    for line in failed:
+        print(f"failed: {line}")
+    return 1 if failed else 0
