@@ -181,7 +181,7 @@ for (d, n), records in several.items():
 # The seeds part ways early and meet late. How long a seed stays on the plateau varies from none
 # to tens of epochs, and says little about where it ends: after a few hundred epochs the curves of
 # a size lie on top of each other, and the final test accuracies of a size spread by about half a
-# point on MNIST and nearly a point on Fashion-MNIST, as much as one run's accuracy wanders over
+# point on MNIST and about a point on Fashion-MNIST, as much as one run's accuracy wanders over
 # its last hundred epochs (above). The learned $\gamma$ keeps moving by about 0.1 either way from
 # one epoch to the next until the end, so one seed's final $\gamma$ is a draw from that band; the
 # mean over seeds, with its standard error, is the number to set beside the paper's single run
@@ -548,7 +548,8 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # resumed from their checkpoints on a 2-core CPU (an Intel Xeon); the other runs at $N = 196$
 # and $289$ were trained on a CPU from the start, over several hours: on that one, one thread
 # each except seed 1 of MNIST at $N = 289$, which had two, and seeds 2, 3 and 4 of MNIST and
-# seed 1 of Fashion-MNIST at $N = 289$ on two threads of another 2-core CPU (an AMD EPYC). The
+# seeds 1 and 2 of Fashion-MNIST at $N = 289$ on two threads of another 2-core CPU (an AMD
+# EPYC). The
 # sessions and times per epoch are listed above. The sizes from $N = 441$ on cost more per epoch
 # still and wait for a GPU (seed 0 of Fashion-MNIST at $N = 441$ diverged in its first epoch,
 # above; seed 1 is its next run). They are run with

@@ -239,11 +239,11 @@ for log in sorted((ROOT / "benchmarks" / "results").glob("*utilisation*.csv")):
 # epoch (300 steps of batch 200, 25 Euler steps, forward and adjoint, Adam) for ensembles of
 # several sizes and, in the same run, for the plain alternative: as many separate processes
 # sharing the device. A CPU is already busy with one model: there the ensemble has nothing to gain,
-# and the record below shows it slower per model than separate processes (its batched products and
-# element-wise passes over $(S, B, N)$ blocks use the two cores less well than two processes do),
-# which is why `--ensemble auto` trains the seeds one at a time on a CPU. The gain it is built for is
-# on a GPU, where one model fills a few per cent of the device; the GPU record will sit beside this
-# one once a GPU has run the benchmark.
+# and the CPU records below show it slower per model than separate processes (its batched
+# products and element-wise passes over $(S, B, N)$ blocks use the two cores less well than two
+# processes do), which is why `--ensemble auto` trains the seeds one at a time on a CPU. The gain
+# it is built for is on a GPU, where one model fills a few per cent of the device; the GPU record
+# will sit beside these once a GPU has run the benchmark.
 
 # %%
 from wcbook.bench_ensemble import SCHEMA as ENSEMBLE_SCHEMA
@@ -265,6 +265,27 @@ for name, r in latest.items():
     slug = "ensemble-" + "-".join("".join(c if c.isalnum() else " " for c in name).split())
     display(styled(frame(rows, columns), slug.lower(), numeric=columns[3:],
                    caption=f"{name}: seconds per model and paper epoch, ensemble vs processes"))
+
+# %% [markdown]
+# The processes rows of a CPU say what a CPU gains from instead: per size, how many models two
+# processes of one thread each train per hour against one process on every thread (the rows $S = 2$
+# and $S = 1$ of the processes column).
+
+# %%
+from wcbook.campaign import side_by_side_slowdowns
+
+for name, r in latest.items():
+    if r["provenance"]["device"] == "cpu":
+        gains = sorted(side_by_side_slowdowns("cpu", 2, device=name).items())
+        print(f"{name}, two one-thread processes against one of {r['provenance']['threads']} "
+              "threads: " + ", ".join(f"N = {n}: {2 / slow:.2f} times the models per hour"
+                                      for n, slow in gains))
+
+# %% [markdown]
+# On both 2-core CPUs, two one-thread processes train more models per hour than one process on
+# both threads: most at the smallest size, whose products are too small to keep two threads busy,
+# least at $N = 784$. On a CPU, the option `--workers 2` of the package's command line trains
+# runs that way, two side by side, and prices each run by these rows.
 
 # %% [markdown]
 # Figure: model-epochs per second against the number of models trained at once, for ensembles

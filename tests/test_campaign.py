@@ -202,16 +202,24 @@ def test_side_by_side_runs_are_priced_by_the_processes_benchmark(tmp_path):
     path.write_text(json.dumps(record))
     rows = [{"n_nodes": n, "members": m, "mode": "processes", "step_s": s}
             for n, m, s in ((196, 1, 0.1), (196, 2, 0.15), (784, 1, 0.2), (784, 2, 0.35))]
-    bench = {"rows": rows, "provenance": {"device": "cpu", "started_utc": "2026-12-01"}}
     (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "cpu-x-ensemble-20261201T000000Z.json").write_text(json.dumps(bench))
-    slowdowns = campaign.side_by_side_slowdowns("cpu", 2, tmp_path / "bench")
+    for name, day, scale in (("This CPU", "01", 1.0), ("Other CPU", "02", 4.0)):
+        bench = {"rows": [{**r, "step_s": r["step_s"] * (scale if r["members"] > 1 else 1)}
+                          for r in rows],
+                 "provenance": {"device": "cpu", "device_name": name,
+                                "started_utc": f"2026-12-{day}"}}
+        path = tmp_path / "bench" / f"cpu-{name[0]}-ensemble-202612{day}T000000Z.json"
+        path.write_text(json.dumps(bench))
+    # the newest record of any CPU, unless the planning hardware has one of its own
+    assert campaign.side_by_side_slowdowns("cpu", 2, tmp_path / "bench") == pytest.approx(
+        {196: 6.0, 784: 7.0})
+    slowdowns = campaign.side_by_side_slowdowns("cpu", 2, tmp_path / "bench", "This CPU")
     assert slowdowns == pytest.approx({196: 1.5, 784: 1.75})
     assert campaign._lane_factor(None, slowdowns, 2) == pytest.approx(1.75)
 
     def seconds(workers, bench_dir):
         p = plan("paper", device_type="cpu", results_dir=tmp_path / "results", workers=workers,
-                 only=["scaling-mnist-196"], bench_dir=bench_dir)
+                 only=["scaling-mnist-196"], bench_dir=bench_dir, device="This CPU")
         return p.missing[0].seconds
 
     alone = seconds(1, tmp_path / "bench")

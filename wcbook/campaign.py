@@ -32,8 +32,8 @@ On a machine lent for a short window, send only the data a pack reads, as its ow
 
 On a CPU, ``--workers K`` runs the first K packs side by side, one process each with the threads
 split between them; every run is then priced as one of K processes sharing the CPU, by the
-``processes`` rows of the newest CPU ensemble benchmark (K times one run alone where there is
-none). Rerunning the same command resumes each run from its checkpoint.
+``processes`` rows of the newest ensemble benchmark of this CPU model (else of any CPU; K times
+one run alone where there is none). Rerunning the same command resumes each run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -235,7 +235,8 @@ def plan(
     records = load_records(results_dir)
     have = _existing(records, profile)
     paces = _paces(records, device_type)
-    slowdowns = side_by_side_slowdowns(device_type, workers, bench_dir) if workers > 1 else {}
+    slowdowns = (side_by_side_slowdowns(device_type, workers, bench_dir, device)
+                 if workers > 1 else {})
     existing, missing = [], []
     for need in sorted(REQUIRED, key=lambda n: n.rank):
         config = resolve(get_experiment(need.experiment, need.variant), profile)
@@ -257,17 +258,21 @@ def plan(
     return out
 
 
-def _benchmark_rows(device_type: str, directory: str | Path, mode: str) -> list[dict]:
-    """The rows of ``mode`` of the newest ensemble benchmark measured on ``device_type``."""
+def _benchmark_rows(
+    device_type: str, directory: str | Path, mode: str, device: str | None = None
+) -> list[dict]:
+    """The rows of ``mode`` of the newest ensemble benchmark measured on ``device_type``, on the
+    hardware named ``device`` where there is one."""
     found = []
     for path in Path(directory).glob("*-ensemble-*.json"):
         record = json.loads(path.read_text())
         provenance = record.get("provenance", {})
         if provenance.get("device") == device_type:
-            found.append((provenance.get("started_utc", ""), record))
+            found.append((provenance.get("device_name") == device,
+                          provenance.get("started_utc", ""), record))
     if not found:
         return []
-    return [r for r in max(found, key=lambda f: f[0])[1]["rows"] if r["mode"] == mode]
+    return [r for r in max(found, key=lambda f: f[:2])[2]["rows"] if r["mode"] == mode]
 
 
 def ensemble_ratios(
@@ -287,12 +292,13 @@ def ensemble_ratios(
 
 
 def side_by_side_slowdowns(
-    device_type: str, workers: int, directory: str | Path = BENCH_DIR
+    device_type: str, workers: int, directory: str | Path = BENCH_DIR, device: str | None = None
 ) -> dict[int, float]:
     """N -> how many times longer one run's step takes while ``workers`` processes train side by
-    side on the device (the newest ensemble benchmark's ``processes`` rows: a step of the
-    nearest measured number of processes over a step of one); empty where none was measured."""
-    rows = _benchmark_rows(device_type, directory, "processes")
+    side on the device (the ``processes`` rows of the newest ensemble benchmark, of the hardware
+    named ``device`` where there is one: a step of the nearest measured number of processes over
+    a step of one); empty where none was measured."""
+    rows = _benchmark_rows(device_type, directory, "processes", device)
     alone = {r["n_nodes"]: r["step_s"] for r in rows if r["members"] == 1}
     by_size: dict[int, dict[int, float]] = {}
     for r in rows:
@@ -577,8 +583,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         import torch
 
-        threads = max(1, torch.get_num_threads() // args.workers)
         lanes = p.packs[:args.workers]
+        threads = max(1, torch.get_num_threads() // len(lanes))
         print(f"packs 1-{len(lanes)} side by side, {threads} thread(s) each")
         written, failed = run_lanes(lanes, args.profile, args.device, threads)
     print(f"archive: {write_archive(written, args.archive)}")
