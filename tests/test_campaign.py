@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
 import tarfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -238,6 +243,43 @@ def test_lanes_run_side_by_side_and_a_failed_run_spares_the_others(tmp_path, syn
     assert len(failed) == 1 and failed[0].startswith("no-such-run seeds [0]: ")
     assert "\n" not in failed[0]
     assert all(json.loads(p.read_text())["torch_threads"] == 1 for p in written)
+
+
+LANE_SCRIPT = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from wcbook.campaign import _exit_with_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(0.1,))
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_lane_ends_when_its_campaign_is_killed(tmp_path):
+    script = tmp_path / "lanes.py"
+    script.write_text(LANE_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    lane = int(parent.stdout.readline())
+    assert _alive(lane)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _alive(lane) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(lane)
 
 
 def test_workers_are_refused_on_a_gpu(capsys):

@@ -33,16 +33,20 @@ On a machine lent for a short window, send only the data a pack reads, as its ow
 On a CPU, ``--workers K`` runs the first K packs side by side, one process each with the threads
 split between them; every run is then priced as one of K processes sharing the CPU, by the
 ``processes`` rows of the newest ensemble benchmark of this CPU model (else of any CPU; K times
-one run alone where there is none). Rerunning the same command resumes each run from its checkpoint.
+one run alone where there is none). A lane ends with the command, however the command is
+stopped (``kill`` included); rerunning the same command resumes each run from its checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import tarfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -487,6 +491,20 @@ def run_pack(
     return written
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this process, checkpoints as they are, once the process that started it is gone: a
+    campaign killed by a signal it cannot handle leaves no lane training on alone (rerunning the
+    command resumes each run from its checkpoint)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _lane(
     pack: list[Item], profile: str | Profile, device: str, root: Path, threads: int
 ) -> tuple[list[Path], list[str]]:
@@ -517,7 +535,8 @@ def run_lanes(
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")  # no CUDA or thread state forked
-    with ProcessPoolExecutor(len(packs), mp_context=context) as pool:
+    with ProcessPoolExecutor(len(packs), mp_context=context,
+                             initializer=_exit_with_parent) as pool:
         lanes = [pool.submit(_lane, pack, profile, device, root, threads) for pack in packs]
         results = [lane.result() for lane in lanes]
     return ([path for written, _ in results for path in written],
