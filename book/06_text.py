@@ -50,12 +50,19 @@ from IPython.display import display
 from wcbook.experiments import (
     TEXT_CANDIDATES,
     TEXT_DEFAULTS,
-    ExperimentConfig,
     get_experiment,
     resolve,
 )
 from wcbook.plots import seed_strip
-from wcbook.results import load_records, mean_sem, seed_frame, spread_frame
+from wcbook.results import (
+    CANDIDATE_COLUMNS,
+    candidate_rows,
+    group_runs,
+    load_records,
+    mean_sem,
+    seed_frame,
+    spread_frame,
+)
 from wcbook.tables import frame, styled
 from wcbook.text import load_encoder, load_imdb, tokenize
 
@@ -188,40 +195,11 @@ print("through the dynamics, under 1% of the distance head's gradient reaches h:
 candidate_records = [r for r in load_records(ROOT / "results") if r["profile"] == "smoke-frozen"]
 what = {f"frozen-{name}": text for name, (text, _, _) in TEXT_CANDIDATES.items()}
 what["frozen"] = "reference without dynamics"
-
-
-def mean_text(values: list[float], digits: int = 3) -> str:
-    """Mean over seeds, with the standard deviation of the mean when there are several."""
-    mean, sem = mean_sem(values)
-    return f"{mean:.{digits}f}" if sem is None else f"{mean:.{digits}f} ± {sem:.{digits}f}"
-
-
-def candidate_row(run: str, group: list[dict]) -> tuple:
-    metrics = [r["metrics"] for r in group]
-    stages = " + ".join(str(e) for _, e, _ in ExperimentConfig.from_dict(group[0]["config"]).stages)
-    optional = [
-        mean_text([m[k] for m in metrics], 2) if all(k in m for m in metrics) else "-"
-        for k in ("stage1_test_accuracy", "attractor_fraction", "attractor_fraction_correct")
-    ]
-    distinct = ([m["distinct_end_states"] for m in metrics]
-                if all("distinct_end_states" in m for m in metrics) else None)
-    return (run, what.get(group[0]["variant"], "-"), stages,
-            ",".join(str(r["seed"]) for r in group),
-            mean_text([m["test_accuracy"] for m in metrics]), optional[0], optional[1],
-            optional[2], "-" if distinct is None else "/".join(map(str, distinct)),
-            f"{sum(r['wall_time_s'] for r in group) / len(group):.0f}")
-
-
-groups: dict[str, list[dict]] = {}
-for r in sorted(candidate_records, key=lambda r: (r["experiment"], r["variant"], r["seed"])):
-    groups.setdefault(f"{r['experiment']}+{r['variant']}", []).append(r)
+groups = group_runs(candidate_records)
 order = [f"imdb-wc+frozen-{name}" for name in TEXT_CANDIDATES]
 order += [k for k in groups if k not in order]
-candidates = frame(
-    (candidate_row(run, groups[run]) for run in order if run in groups),
-    ("run", "what changes", "epochs", "seeds", "accuracy", "stage 1", "attractor fraction",
-     "on correct target", "distinct end states", "s/run"),
-)
+candidates = frame(candidate_rows({run: groups[run] for run in order if run in groups}, what),
+                   CANDIDATE_COLUMNS)
 display(styled(candidates, "imdb-candidates",
                numeric=["accuracy", "stage 1", "attractor fraction", "on correct target", "s/run"],
                caption="Wilson-Cowan head designs on the frozen encoder (smoke-frozen, CPU; "

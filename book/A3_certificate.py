@@ -41,7 +41,12 @@ import numpy as np
 import torch
 
 from wcbook.appendix import run_records
-from wcbook.certificate import certify, coupled_jacobian, network_jacobian
+from wcbook.certificate import (
+    certify,
+    coupled_jacobian,
+    critical_mode_mu,
+    mode_abscissa,
+)
 from wcbook.experiments import Profile, get_experiment, resolve
 from wcbook.models import WilsonCowanNetwork
 from wcbook.params import WCParams
@@ -117,29 +122,13 @@ x_t, y_t = (t[0] for t in net.target_state(0))
 phi = net.coupling.phi().detach()
 low = (x_t - states.xbar1).abs() < 1e-9
 mu_grid = np.linspace(0.0, 90.0, 91)
-
-
-def full_max_real(j, mu_j):
-    with torch.no_grad():
-        net.coupling.eigenvalues[j] = mu_j / net.Gamma
-        value = float(torch.linalg.eigvals(network_jacobian(net, x_t, y_t)).real.max())
-        net.coupling.eigenvalues[j] = -1.0 / net.Gamma
-    return value
-
-
-def critical_mu(j, lo=0.0, hi=120.0):
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if full_max_real(j, mid) < 0 else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
 with torch.no_grad():
     net.coupling.eigenvalues.fill_(-1.0 / net.Gamma)  # every trainable mu at -1
 modes = [0, 1, 2]
 fig, ax = plt.subplots(figsize=(7, 4))
 for j in modes:
-    ax.plot(mu_grid, [full_max_real(j, m) for m in mu_grid], label=f"full J, mode {j}")
+    ax.plot(mu_grid, [mode_abscissa(net, j, m, x_t, y_t) for m in mu_grid],
+            label=f"full J, mode {j}")
 for name, xbar, color in (("xbar1", states.xbar1, "tab:blue"), ("xbar2", states.xbar2, "tab:red")):
     ax.plot(mu_grid, max_real_part(mu_grid, xbar, states.y_star, p, float(net.gamma.detach())), "--",
             color=color, label=f"per mode at {name}")
@@ -151,7 +140,7 @@ plt.show()
 critical = {}
 for j in modes:
     weight = float(phi[low, 10 + j].square().sum() / phi[:, 10 + j].square().sum())
-    critical[j] = critical_mu(j)
+    critical[j] = critical_mode_mu(net, j, x_t, y_t)
     print(f"mode {j}: {weight:.3f} of its squared weight on low-state nodes; full J unstable from "
           f"mu = {critical[j]:.3f}")
 print("every threshold lies between the two per-mode edges:",

@@ -9,9 +9,11 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from wcbook.plots import learning_curves, seed_strip, twin_seed_plot  # noqa: E402
-from wcbook.results import (finished, first_epoch_threads, outcome, plateau_epochs,  # noqa: E402
-                            seed_frame, session_devices, show_twin_seeds, spread_frame,
-                            stage_paces, twin_seed_frame)
+from wcbook.experiments import get_experiment  # noqa: E402
+from wcbook.results import (candidate_rows, finished, first_epoch_threads,  # noqa: E402
+                            group_runs, mean_text, outcome, plateau_epochs, seed_frame,
+                            session_devices, show_twin_seeds, spread_frame, stage_paces,
+                            twin_seed_frame)
 from wcbook.training import TwinRuns, train_twins  # noqa: E402
 from wcbook.weights import export_weights, figure_model, run_config  # noqa: E402
 
@@ -162,3 +164,30 @@ def test_stage_paces_weights_sessions_by_epochs_and_skips_one_that_spans_both_st
     assert math.isnan(paces[1]) and math.isnan(paces[2])
     ensemble = {"sessions": [_session(1, 2, 9.0), _session(3, 4, 6.0)], "ensemble": {"size": 3}}
     assert stage_paces(ensemble, stage1_epochs=2) == {1: 3.0, 2: 2.0}
+
+
+def test_mean_text_gives_the_mean_and_its_standard_error_of_the_values_present():
+    assert mean_text([0.5, None, 0.7], 2) == "0.60 ± 0.10"
+    assert mean_text([0.5], 3) == "0.500"
+    assert mean_text([None]) == "-"
+
+
+def test_candidate_rows_summarise_each_run_over_its_seeds():
+    config = get_experiment("mnist-scratch").to_dict()
+
+    def record(variant, seed, accuracy, **metrics):
+        return {"experiment": "imdb-wc", "variant": variant, "seed": seed, "config": config,
+                "wall_time_s": 10.0 * (seed + 1),
+                "metrics": {"test_accuracy": accuracy, **metrics}}
+
+    groups = group_runs([
+        record("b", 1, 0.7, distinct_end_states=3), record("b", 0, 0.5, distinct_end_states=2),
+        record("a", 0, 0.6),
+    ])
+    assert list(groups) == ["imdb-wc+a", "imdb-wc+b"]
+    assert [r["seed"] for r in groups["imdb-wc+b"]] == [0, 1]
+    rows = candidate_rows(groups, {"b": "what b changes"})
+    assert rows[0] == ("imdb-wc+a", "-", str(config["epochs"]), "0", "0.600", "-", "-", "-",
+                       "-", "10")
+    assert rows[1] == ("imdb-wc+b", "what b changes", str(config["epochs"]), "0,1",
+                       "0.600 ± 0.100", "-", "-", "-", "2/3", "15")

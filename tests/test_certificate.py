@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from wcbook import appendix
-from wcbook.certificate import certify, coupled_jacobian, flow_gain, network_jacobian
+from wcbook.certificate import (
+    certify,
+    coupled_jacobian,
+    critical_mode_mu,
+    flow_gain,
+    mode_abscissa,
+    network_jacobian,
+)
 from wcbook.coupling import SpectralCoupling, make_targets
 from wcbook.experiments import (
     EXPERIMENTS,
@@ -204,6 +211,18 @@ def test_flow_gain_is_the_norm_of_the_linearised_euler_map():
     assert flow_gain(unstable, T=2.5) > 10
     with pytest.raises(ValueError):
         flow_gain(stable, T=-1.0)
+
+
+def test_a_modes_critical_mu_is_where_the_full_jacobian_turns_unstable():
+    net = _network()
+    x, y = (s[0] for s in net.target_state(0))
+    kept = net.coupling.eigenvalues.detach().clone()
+    critical = critical_mode_mu(net, 0, x, y)
+    assert mode_abscissa(net, 0, critical - 1e-3, x, y) < 0 < mode_abscissa(
+        net, 0, critical + 1e-3, x, y)
+    assert torch.equal(net.coupling.eigenvalues.detach(), kept)  # the network is left as it was
+    with pytest.raises(ValueError, match="widen the bracket"):
+        critical_mode_mu(net, 0, x, y, hi=critical / 2)
 
 
 def test_bad_coupling_options_are_rejected():

@@ -55,6 +55,8 @@ __all__ = [
     "coupled_jacobian",
     "network_jacobian",
     "flow_gain",
+    "mode_abscissa",
+    "critical_mode_mu",
     "certify",
     "final_stability",
 ]
@@ -126,6 +128,36 @@ def network_jacobian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
         return coupled_jacobian(
             A, net.Gamma, float(net.gamma), net.params, x.double().cpu(), y.double().cpu()
         )
+
+
+def mode_abscissa(
+    net: WilsonCowanNetwork, mode: int, mu: float, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """The largest real part of the full Jacobian at (x, y) when trainable mode ``mode`` has
+    Gamma * lambda = ``mu``; the mode's eigenvalue is put back afterwards."""
+    eigenvalues = net.coupling.eigenvalues
+    with torch.no_grad():
+        kept = eigenvalues[mode].clone()
+        eigenvalues[mode] = mu / net.Gamma
+        try:
+            return float(torch.linalg.eigvals(network_jacobian(net, x, y)).real.max())
+        finally:
+            eigenvalues[mode] = kept
+
+
+def critical_mode_mu(
+    net: WilsonCowanNetwork, mode: int, x: torch.Tensor, y: torch.Tensor,
+    lo: float = 0.0, hi: float = 120.0, iterations: int = 30,
+) -> float:
+    """The Gamma * lambda of trainable mode ``mode`` at which the full Jacobian at (x, y) turns
+    unstable, by bisection between ``lo`` (stable) and ``hi`` (unstable)."""
+    if mode_abscissa(net, mode, lo, x, y) >= 0 or mode_abscissa(net, mode, hi, x, y) < 0:
+        raise ValueError(f"mode {mode}: the full Jacobian must be stable at mu = {lo} and "
+                         f"unstable at mu = {hi}; widen the bracket")
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mode_abscissa(net, mode, mid, x, y) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def flow_gain(model: nn.Module, T: float, dt: float = 0.1) -> float:

@@ -16,12 +16,17 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .experiments import ExperimentConfig
 from .tables import frame, styled
 
 __all__ = [
     "SummaryRow",
     "load_records",
     "mean_sem",
+    "mean_text",
+    "group_runs",
+    "CANDIDATE_COLUMNS",
+    "candidate_rows",
     "summarise",
     "format_table",
     "summary_frame",
@@ -295,12 +300,18 @@ def archived_runs(
     return {key: runs[min(runs, key=_profile_rank)] for key, runs in grouped.items()}
 
 
-def _mean_text(records: list[dict[str, Any]], value: Any, digits: int = 4) -> str:
-    values = [v for v in (value(r) for r in records) if v is not None]
-    if not values:
+def mean_text(values: Iterable[float | None], digits: int = 4) -> str:
+    """The mean of the values that are not None, with ± its standard error where there are
+    several; "-" where there are none."""
+    present = [v for v in values if v is not None]
+    if not present:
         return "-"
-    mean, sem = mean_sem(values)
+    mean, sem = mean_sem(present)
     return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def _mean_text(records: list[dict[str, Any]], value: Any, digits: int = 4) -> str:
+    return mean_text((value(r) for r in records), digits)
 
 
 def _paper_text(reference: dict[str, float], key: str, digits: int = 4) -> str:
@@ -401,6 +412,50 @@ def seed_frame(
         rows.append([record["seed"], record.get("status") or "finished",
                      *(float(values.get(m, math.nan)) for m in metrics)])
     return frame(rows, ["seed", "status", *metrics]).sort_values("seed", ignore_index=True)
+
+
+def group_runs(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records by run name, ``experiment+variant``, each run's records in the order of their
+    seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: (r["experiment"], r.get("variant") or "", r["seed"])):
+        groups.setdefault(f"{r['experiment']}+{r.get('variant')}", []).append(r)
+    return groups
+
+
+#: Columns of :func:`candidate_rows`.
+CANDIDATE_COLUMNS = ("run", "what changes", "epochs", "seeds", "accuracy", "stage 1",
+                     "attractor fraction", "on correct target", "distinct end states", "s/run")
+
+
+def _all_or_none(metrics: list[dict[str, Any]], key: str) -> list[Any]:
+    """Each run's ``key``, or nothing where a run lacks it."""
+    return [m[key] for m in metrics] if all(key in m for m in metrics) else []
+
+
+def candidate_rows(
+    groups: dict[str, list[dict[str, Any]]], descriptions: dict[str, str]
+) -> list[tuple[str, ...]]:
+    """One row per run of ``groups`` (:func:`group_runs`), columns :data:`CANDIDATE_COLUMNS`:
+    what its variant changes (``descriptions`` by variant), its stages' epochs, its seeds, and
+    over them the mean ± SEM test accuracy, stage-1 accuracy and attractor fractions, each seed's
+    number of distinct end states and the mean wall time."""
+    rows = []
+    for run, group in groups.items():
+        metrics = [r["metrics"] for r in group]
+        stages = ExperimentConfig.from_dict(group[0]["config"]).stages
+        distinct = _all_or_none(metrics, "distinct_end_states")
+        rows.append((
+            run, descriptions.get(group[0]["variant"], "-"),
+            " + ".join(str(epochs) for _, epochs, _ in stages),
+            ",".join(str(r["seed"]) for r in group),
+            mean_text((m["test_accuracy"] for m in metrics), 3),
+            *(mean_text(_all_or_none(metrics, key), 2) for key in (
+                "stage1_test_accuracy", "attractor_fraction", "attractor_fraction_correct")),
+            "/".join(map(str, distinct)) or "-",
+            f"{sum(r['wall_time_s'] for r in group) / len(group):.0f}",
+        ))
+    return rows
 
 
 def plateau_epochs(record: dict[str, Any], level: float = 0.5) -> int:
