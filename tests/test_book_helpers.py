@@ -182,9 +182,10 @@ def test_candidate_rows_summarise_each_run_over_its_seeds():
 
     groups = group_runs([
         record("b", 1, 0.7, distinct_end_states=3), record("b", 0, 0.5, distinct_end_states=2),
-        record("a", 0, 0.6),
+        record("a", 0, 0.6), record(None, 0, 0.6),
     ])
-    assert list(groups) == ["imdb-wc+a", "imdb-wc+b"]
+    assert list(groups) == ["imdb-wc", "imdb-wc+a", "imdb-wc+b"]
+    del groups["imdb-wc"]
     assert [r["seed"] for r in groups["imdb-wc+b"]] == [0, 1]
     rows = candidate_rows(groups, {"b": "what b changes"})
     assert rows[0] == ("imdb-wc+a", "-", str(config["epochs"]), "0", "0.600", "-", "-", "-",

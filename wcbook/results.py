@@ -415,11 +415,12 @@ def seed_frame(
 
 
 def group_runs(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Records by run name, ``experiment+variant``, each run's records in the order of their
-    seeds."""
+    """Records by run name (``experiment``, or ``experiment+variant`` for a variant), each run's
+    records in the order of their seeds."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(records, key=lambda r: (r["experiment"], r.get("variant") or "", r["seed"])):
-        groups.setdefault(f"{r['experiment']}+{r.get('variant')}", []).append(r)
+        name = r["experiment"] + (f"+{r['variant']}" if r.get("variant") else "")
+        groups.setdefault(name, []).append(r)
     return groups
 
 
