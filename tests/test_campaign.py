@@ -271,11 +271,11 @@ def _alive(pid: int) -> bool:
 def test_a_lane_ends_when_its_campaign_is_killed(tmp_path):
     script = tmp_path / "lanes.py"
     script.write_text(LANE_SCRIPT)
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    lane = int(parent.stdout.readline())
-    assert _alive(lane)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                          text=True) as parent:
+        lane = int(parent.stdout.readline())
+        assert _alive(lane)
+        parent.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 20
     while _alive(lane) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -16,7 +16,6 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .experiments import ExperimentConfig
 from .tables import frame, styled
 
 __all__ = [
@@ -441,6 +440,8 @@ def candidate_rows(
     what its variant changes (``descriptions`` by variant), its stages' epochs, its seeds, and
     over them the mean ± SEM test accuracy, stage-1 accuracy and attractor fractions, each seed's
     number of distinct end states and the mean wall time."""
+    from .experiments import ExperimentConfig  # torch-free to import this module
+
     rows = []
     for run, group in groups.items():
         metrics = [r["metrics"] for r in group]
