@@ -272,11 +272,11 @@ for name, r in latest.items():
 # and $S = 1$ of the processes column).
 
 # %%
-from wcbook.campaign import side_by_side_slowdowns
+from wcbook.campaign import processes_slowdowns
 
 for name, r in latest.items():
     if r["provenance"]["device"] == "cpu":
-        gains = sorted(side_by_side_slowdowns("cpu", 2, device=name).items())
+        gains = sorted(processes_slowdowns(r, 2).items())
         print(f"{name}, two one-thread processes against one of {r['provenance']['threads']} "
               "threads: " + ", ".join(f"N = {n}: {2 / slow:.2f} times the models per hour"
                                       for n, slow in gains))

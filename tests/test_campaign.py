@@ -221,6 +221,8 @@ def test_side_by_side_runs_are_priced_by_the_processes_benchmark(tmp_path):
     slowdowns = campaign.side_by_side_slowdowns("cpu", 2, tmp_path / "bench", "This CPU")
     assert slowdowns == pytest.approx({196: 1.5, 784: 1.75})
     assert campaign._lane_factor(None, slowdowns, 2) == pytest.approx(1.75)
+    # from one record, four workers priced by the nearest measured count (two processes)
+    assert campaign.processes_slowdowns({"rows": rows}, 4) == pytest.approx({196: 1.5, 784: 1.75})
 
     def seconds(workers, bench_dir):
         p = plan("paper", device_type="cpu", results_dir=tmp_path / "results", workers=workers,

@@ -262,11 +262,11 @@ def plan(
     return out
 
 
-def _benchmark_rows(
-    device_type: str, directory: str | Path, mode: str, device: str | None = None
-) -> list[dict]:
-    """The rows of ``mode`` of the newest ensemble benchmark measured on ``device_type``, on the
-    hardware named ``device`` where there is one."""
+def _newest_benchmark(
+    device_type: str, directory: str | Path, device: str | None = None
+) -> dict | None:
+    """The newest ensemble benchmark record measured on ``device_type``, of the hardware named
+    ``device`` where there is one; None where there is none."""
     found = []
     for path in Path(directory).glob("*-ensemble-*.json"):
         record = json.loads(path.read_text())
@@ -274,9 +274,15 @@ def _benchmark_rows(
         if provenance.get("device") == device_type:
             found.append((provenance.get("device_name") == device,
                           provenance.get("started_utc", ""), record))
-    if not found:
-        return []
-    return [r for r in max(found, key=lambda f: f[:2])[2]["rows"] if r["mode"] == mode]
+    return max(found, key=lambda f: f[:2])[2] if found else None
+
+
+def _benchmark_rows(
+    device_type: str, directory: str | Path, mode: str, device: str | None = None
+) -> list[dict]:
+    """The rows of ``mode`` of :func:`_newest_benchmark`; empty where there is none."""
+    record = _newest_benchmark(device_type, directory, device)
+    return [r for r in record["rows"] if r["mode"] == mode] if record else []
 
 
 def ensemble_ratios(
@@ -298,11 +304,17 @@ def ensemble_ratios(
 def side_by_side_slowdowns(
     device_type: str, workers: int, directory: str | Path = BENCH_DIR, device: str | None = None
 ) -> dict[int, float]:
+    """:func:`processes_slowdowns` of the newest ensemble benchmark measured on ``device_type``
+    (of the hardware named ``device`` where there is one); empty where none was measured."""
+    record = _newest_benchmark(device_type, directory, device)
+    return processes_slowdowns(record, workers) if record else {}
+
+
+def processes_slowdowns(record: dict, workers: int) -> dict[int, float]:
     """N -> how many times longer one run's step takes while ``workers`` processes train side by
-    side on the device (the ``processes`` rows of the newest ensemble benchmark, of the hardware
-    named ``device`` where there is one: a step of the nearest measured number of processes over
-    a step of one); empty where none was measured."""
-    rows = _benchmark_rows(device_type, directory, "processes", device)
+    side, from the ``processes`` rows of an ensemble benchmark ``record``: a step of the nearest
+    measured number of processes over a step of one."""
+    rows = [r for r in record["rows"] if r["mode"] == "processes"]
     alone = {r["n_nodes"]: r["step_s"] for r in rows if r["members"] == 1}
     by_size: dict[int, dict[int, float]] = {}
     for r in rows:
