@@ -81,6 +81,7 @@ class Need:
 
     @property
     def run(self) -> str:
+        """The run's name: the experiment, with ``+variant`` where there is one."""
         return run_name(self.experiment, self.variant)
 
 
@@ -121,6 +122,7 @@ class Item:
     nodes: int | None = None  # N of a from-scratch Wilson-Cowan run, which the benchmark prices
 
     def label(self) -> str:
+        """One line for the plan: run, seeds, data set and estimated minutes."""
         seeds = ",".join(map(str, self.seeds))
         cost = "no estimate" if self.seconds is None else f"{self.seconds / 60:.1f} min"
         return f"{self.need.run} seeds {seeds} ({self.dataset}, {cost})"

@@ -33,6 +33,7 @@ class _Call(nn.Module):
         self.model = model
 
     def forward(self, method: str, *args: Any) -> Any:
+        """Call the wrapped model's ``method`` on ``args``."""
         return getattr(self.model, method)(*args)
 
 
