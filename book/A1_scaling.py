@@ -548,7 +548,7 @@ print("a step at N = 1225 costs more than at N = 196:", step_seconds[-1] > step_
 # resumed from their checkpoints on a 2-core CPU (an Intel Xeon); the other runs at $N = 196$
 # and $289$ were trained on a CPU from the start, over several hours: on that one, one thread
 # each except seed 1 of MNIST at $N = 289$, which had two, and seeds 2, 3 and 4 of MNIST and
-# seeds 1, 2 and 3 of Fashion-MNIST at $N = 289$ on two threads of another 2-core CPU (an AMD
+# seeds 1 to 4 of Fashion-MNIST at $N = 289$ on two threads of another 2-core CPU (an AMD
 # EPYC). The sessions and times per epoch are listed above. The sizes from $N = 441$ on cost more
 # per epoch still and wait for a GPU (seed 0 of Fashion-MNIST at $N = 441$ diverged in its first
 # epoch, above; seed 1 is its next run). They are run with
