@@ -415,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
             results_dir=results_dir,
             checkpoint_dir=checkpoint_dir,
         )
-        name = experiment if variant is None else f"{experiment}+{variant}"
+        name = run_name(experiment, variant)
         metrics = record["metrics"]
         per_epoch = record.get("seconds_per_epoch")
         print(

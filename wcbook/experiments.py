@@ -27,6 +27,7 @@ from typing import Any, Iterable, Literal, Mapping
 from torch import nn
 
 from .data import COLOR_DATASETS
+from .folders import run_name
 from .params import WCParams
 
 __all__ = [
@@ -1220,11 +1221,6 @@ PROFILES: dict[str, Profile] = {
         ),
     )
 }
-
-
-def run_name(experiment_id: str, variant: str | None = None) -> str:
-    """Folder name of an experiment's outputs: the id, or ``<id>+<variant>`` for a variant."""
-    return experiment_id if variant is None else f"{experiment_id}+{variant}"
 
 
 def _unknown(kind: str, name: Any, known: Mapping[str, Any]) -> ValueError:

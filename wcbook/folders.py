@@ -36,6 +36,7 @@ __all__ = [
     "add_output_arguments",
     "add_folder_overrides",
     "folders_from_args",
+    "run_name",
 ]
 
 #: Environment variable naming the default working folder.
@@ -125,3 +126,8 @@ def add_folder_overrides(parser: argparse.ArgumentParser) -> None:
 def folders_from_args(args: argparse.Namespace) -> Folders:
     """The folders that ``--out`` / ``--publish`` of :func:`add_output_arguments` select."""
     return published() if args.publish else working(args.out)
+
+
+def run_name(experiment_id: str, variant: str | None = None) -> str:
+    """Folder name of an experiment's outputs: the id, or ``<id>+<variant>`` for a variant."""
+    return experiment_id if variant is None else f"{experiment_id}+{variant}"

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .folders import run_name
 from .tables import frame, styled
 
 __all__ = [
@@ -202,7 +203,7 @@ def summary_frame(rows: Iterable[SummaryRow], digits: int = 4) -> pd.DataFrame:
     return frame(
         (
             (
-                row.experiment + (f"+{row.variant}" if row.variant else ""),
+                run_name(row.experiment, row.variant),
                 row.profile,
                 row.metric,
                 row.n,
@@ -337,7 +338,7 @@ def encoder_rows(
         if experiment.endswith("-softmax"):
             continue
         reference, caveat = recs[0]["reference"], recs[0].get("caveat") or ""
-        name = experiment + (f"+{variant}" if variant else "")
+        name = run_name(experiment, variant)
         name += " [SUBSTITUTE]" if caveat.startswith("substitute") else ""
         if caveat:
             notes[name] = caveat
@@ -418,8 +419,7 @@ def group_runs(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, An
     records in the order of their seeds."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(records, key=lambda r: (r["experiment"], r.get("variant") or "", r["seed"])):
-        name = r["experiment"] + (f"+{r['variant']}" if r.get("variant") else "")
-        groups.setdefault(name, []).append(r)
+        groups.setdefault(run_name(r["experiment"], r.get("variant")), []).append(r)
     return groups
 
 
