@@ -6,6 +6,7 @@ seconds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -24,9 +25,11 @@ from wcbook.experiments import (
     get_profile,
     resolve,
 )
+from wcbook.kinds import adam_options
 from wcbook.models import MLPClassifier, WilsonCowanClassifier
 from wcbook.results import format_table, load_records, mean_sem, pace_text, summarise
 from wcbook.training import DivergenceError, checkpoint_path, load_trained, train
+from wcbook.training.checkpoint import for_device
 
 TINY = Profile(
     name="tiny",
@@ -277,6 +280,25 @@ def test_a_run_begun_on_a_gpu_resumes_on_the_cpu_and_records_both_sessions(
     resumed = {"seconds_per_epoch": None, "ensemble": {"size": 4}, "sessions": [shared]}
     assert pace_text(resumed) == "0.75 s/epoch on A GPU (epochs 1-2)"
     assert len(record["history"]["loss"]) == 4
+
+
+def test_an_optimizer_saved_looping_over_parameters_resumes_fused_on_the_cpu():
+    weight = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 5))
+    looped = torch.optim.Adam([weight], lr=0.1)  # how a CPU run stepped before fused Adam
+    weight.grad = torch.ones(5)
+    looped.step()
+    saved = looped.state_dict()
+    fused = torch.optim.Adam([weight], lr=0.1, **adam_options(torch.device("cpu")))
+    fused.load_state_dict(for_device(copy.deepcopy(saved), fused))
+    assert fused.param_groups[0]["fused"] is True
+    twin = torch.nn.Parameter(weight.detach().clone())
+    reference = torch.optim.Adam([twin], lr=0.1)
+    reference.load_state_dict(copy.deepcopy(saved))
+    weight.grad, twin.grad = torch.full((5,), -2.0), torch.full((5,), -2.0)
+    fused.step()
+    reference.step()
+    assert int(fused.state[weight]["step"]) == 2
+    torch.testing.assert_close(weight, twin, rtol=1e-6, atol=1e-7)
 
 
 def test_finished_run_is_not_retrained_and_fewer_epochs_is_refused(tmp_path, synthetic_env):

@@ -27,6 +27,7 @@ from matplotlib.ticker import NullLocator
 
 from .ensemble import Ensemble
 from .experiments import get_experiment
+from .kinds import adam_options
 from .training.graph import GraphedStep
 from .training.loop import _make_step
 from .training.provenance import select_device
@@ -44,7 +45,7 @@ def _step_seconds(
     config = dataclasses.replace(get_experiment("mnist-scratch"), image_size=side)
     models = [config.build_model(k) for k in range(members)]
     ensemble = Ensemble(models).to(device)
-    optimizer = torch.optim.Adam(ensemble.parameters(), lr=0.1, capturable=device.type == "cuda")
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=0.1, **adam_options(device))
     run = SimpleNamespace(ensemble=ensemble, optimizer=optimizer, scheduler=None)
     alive = torch.ones(members, dtype=torch.bool, device=device)
     step = _make_step(run, ensemble, alive)

@@ -43,11 +43,18 @@ Splits = tuple[Split, Split]
 ParamsOrGroups = list[nn.Parameter] | list[dict]
 
 
+def adam_options(device: torch.device) -> dict[str, bool]:
+    """How Adam (and AdamW) run on ``device``: capturable on a GPU, so that eager and graphed
+    steps do the same arithmetic; fused on a CPU, one kernel for every parameter instead of a
+    loop over them (the same update up to float rounding, several times faster)."""
+    return {"capturable": True} if device.type == "cuda" else {"fused": True}
+
+
 def _adam(
     config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
-    """Adam, capturable on GPUs so that eager and graphed steps do the same arithmetic."""
-    return torch.optim.Adam(params, lr=config.lr, capturable=device.type == "cuda")
+    """Adam at the experiment's learning rate (see :func:`adam_options`)."""
+    return torch.optim.Adam(params, lr=config.lr, **adam_options(device))
 
 
 def _requiring_grad(model: nn.Module, stage: int | None) -> list[str]:
@@ -128,8 +135,9 @@ class Kind:
 def _adamw(
     config: "ExperimentConfig", params: ParamsOrGroups, device: torch.device
 ) -> torch.optim.Optimizer:
-    """AdamW with weight decay 0.01, as BERT fine-tuning customarily uses."""
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    """AdamW with weight decay 0.01, as BERT fine-tuning customarily uses (see
+    :func:`adam_options`)."""
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, **adam_options(device))
 
 
 def _stage_parameters(model: nn.Module, stage: int | None) -> list[str]:

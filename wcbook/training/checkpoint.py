@@ -171,9 +171,11 @@ def for_device(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[
     """A saved optimizer state made loadable by ``optimizer``, which may live on another kind of
     device than the one that saved it (a run begun on a GPU and resumed on a CPU, or the
     reverse): each group takes the new optimizer's ``capturable`` flag, which decides where
-    Adam keeps its step counts."""
+    Adam keeps its step counts, and its ``fused`` and ``foreach`` flags, which say how it
+    updates on that device (see :func:`wcbook.kinds.adam_options`)."""
+    flags = ("capturable", "fused", "foreach")
     groups = [
-        {**group, "capturable": new["capturable"]} if "capturable" in new else group
+        {**group, **{key: new[key] for key in flags if key in new}}
         for group, new in zip(saved["param_groups"], optimizer.param_groups)
     ]
     return {**saved, "param_groups": groups}
