@@ -155,6 +155,39 @@ def test_estimates_come_from_records_whose_epochs_cost_alike(tmp_path):
     assert seconds["imdb-encoder+batch-32-bf16"] is None
 
 
+def test_a_staged_run_is_priced_by_records_with_its_mix_of_stages(tmp_path):
+    # A smoke run's mean over 3 + 3 epochs undersells 35 batch-10 epochs before 70 at batch 200;
+    # a twin that took its stage 1 from its sibling timed stage 2 alone.
+    smoke = Profile(name="smoke-encoded", description="test", n_train=2000, epochs=3,
+                    stage1_epochs=3)
+    twin = "fashion-cnn-softmax"
+    records = [
+        _record(twin, 0, 2.0, "cpu", "smoke-encoded", n_train=2000,
+                config=get_experiment(twin).to_dict() | {"epochs": 3, "encoder_options": {
+                    **get_experiment(twin).encoder_options, "stage1_epochs": 3}},
+                profile_config={"name": smoke.name}),
+        _record(twin, 0, 1.0, stage1_from="fashion-cnn"),
+        _record("fashion-cnn", 0, 3.0),
+        _record("mnist-cnn-softmax", 0, 100.0, "cpu"),
+    ]
+    for r in records:
+        path = tmp_path / r["experiment"] / r["profile"] / f"seed{r['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    epochs = get_experiment(twin).encoder_option("stage1_epochs") + get_experiment(twin).epochs
+
+    def seconds(run, device_type):
+        p = plan("paper", device_type=device_type, results_dir=tmp_path, only=[run],
+                 bench_dir=tmp_path)
+        return p.missing[0].seconds
+
+    # on a GPU: the sibling's full run (another readout), not the twin's stage 2 alone
+    assert seconds(twin, "cuda") == pytest.approx(3.0 * epochs)
+    # on a CPU: the paper record of the other IDX set, not its own smoke record
+    assert seconds(twin, "cpu") == pytest.approx(100.0 * epochs)
+    assert seconds("mnist-cnn", "cuda") == pytest.approx(3.0 * epochs)
+
+
 def test_an_ensemble_is_priced_by_the_devices_ensemble_benchmark(tmp_path):
     records = [_record("mnist-scratch", 0, 0.25)]
     path = tmp_path / "results" / "mnist-scratch" / "paper" / "seed0.json"

@@ -15,11 +15,15 @@ holds now. A run's cost is estimated from the published records of the same run 
 of device, those timed on the very hardware that plans it first (one 2-core CPU took 40 % longer
 per epoch than another), else of the same kind of model, scaled by N^2 times the Euler steps for a
 from-scratch Wilson-Cowan model (the products' operation count) and by N for any other; a record
-counts only where its epochs cost alike (same model, data, batch, and text encoder frozen or
-fine-tuned). An ensemble of S from-scratch runs costs S single runs times the ratio the newest
-ensemble benchmark (``python -m wcbook bench --ensemble``) measured on that kind of device, at the
-nearest N and S: on this CPU more than 1; on a GPU, where it should be less, the plan assumes
-exactly S single runs until such a benchmark exists.
+counts only where its epochs cost alike (same model, encoder, head, batch, data of the same shape,
+and text encoder frozen or fine-tuned). Before all that, a record of a staged run counts first
+where it trained the run's mix of stages with its readout: a batch-10 stage-1 epoch costs several
+batch-200 stage-2 epochs, so a softmax twin that must train its own stage 1 is priced by its
+Wilson-Cowan sibling's full run, not by its own record of stage 2 alone. An ensemble of S
+from-scratch runs costs S single runs times the ratio the newest ensemble benchmark
+(``python -m wcbook bench --ensemble``) measured on that kind of device, at the nearest N and S: on
+this CPU more than 1; on a GPU, where it should be less, the plan assumes exactly S single runs
+until such a benchmark exists.
 
 On a machine lent for a short window, send only the data a pack reads, as its own data root::
 
@@ -51,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .experiments import Profile, get_experiment, get_profile, resolve, run_name
+from .experiments import ExperimentConfig, Profile, get_experiment, get_profile, resolve, run_name
 from .results import load_records, member_pace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,15 +188,22 @@ def _paces(records: list[dict], device_type: str) -> list[tuple[dict, str | None
 
 
 #: Configuration keys (and text options) that set the cost of an epoch apart from its size.
-_COST_KEYS = ("model", "dataset", "hidden", "batch_size")
+_COST_KEYS = ("model", "hidden", "batch_size")
 _TEXT_COST_KEYS = ("head", "frozen", "encoder_precision")
+#: Data sets whose epochs cost alike: the IDX sets have the same image shape and split sizes.
+_COST_DATA = {"fashion": "mnist"}
 
 
 def _same_cost(record_config: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a record's epochs cost what ``config``'s do up to their size (a frozen text
-    encoder and a fine-tuned one, for instance, do not)."""
+    encoder and a fine-tuned one, for instance, do not); the encoder's readout and its stage
+    lengths aside, which :func:`_likeness` ranks."""
     text = record_config.get("text_options") or {}, config.get("text_options") or {}
+    encoder = [{k: v for k, v in (c.get("encoder_options") or {}).items()
+                if k not in ("readout", "stage1_epochs")} for c in (record_config, config)]
+    data = [_COST_DATA.get(c.get("dataset"), c.get("dataset")) for c in (record_config, config)]
     return (all(record_config.get(key) == config.get(key) for key in _COST_KEYS)
+            and data[0] == data[1] and encoder[0] == encoder[1]
             and all(text[0].get(key) == text[1].get(key) for key in _TEXT_COST_KEYS))
 
 
@@ -206,20 +217,45 @@ def _size(config: dict[str, Any]) -> float:
     return side**4 * steps
 
 
+def _stage_mix(config: dict[str, Any], stage1_reused: bool = False) -> tuple[float, ...] | None:
+    """The share of each training stage in a run's epochs (stage 1 counts none where the run
+    took it from its Wilson-Cowan twin), None where ``config`` no longer loads."""
+    try:
+        epochs = [n for _, n, _ in ExperimentConfig.from_dict(config).stages]
+    except (TypeError, KeyError, ValueError):
+        return None
+    if stage1_reused and len(epochs) > 1:
+        epochs[0] = 0
+    return tuple(round(n / max(sum(epochs), 1), 3) for n in epochs)
+
+
+def _likeness(record: dict[str, Any], config: dict[str, Any]) -> tuple[bool, bool]:
+    """How a record's epochs may differ in cost from ``config``'s, worst first: another mix of
+    training stages (a batch-10 stage-1 epoch can cost several stage-2 epochs: a smoke run's
+    mean priced a paper CPU epoch at 79 s that took 128 s with the same Adam), then another
+    readout."""
+    readout = [(c.get("encoder_options") or {}).get("readout") for c in (record["config"], config)]
+    mix = _stage_mix(record["config"], bool(record.get("stage1_from")))
+    return mix != _stage_mix(config), readout[0] != readout[1]
+
+
 def _epoch_seconds(
     need: Need, profile: Profile, paces: list[tuple[dict, str | None, float]],
     device: str | None = None,
 ) -> float | None:
     """Seconds per epoch of one member: the fastest published pace of the same run (measured on
     the hardware named ``device`` first, then of its own profile), else of the same kind of model
-    on the same data, scaled by ``_size``; only records whose epochs cost alike count (see
-    ``_same_cost``)."""
+    on the same data, then on data of the same shape, scaled by ``_size``; only records whose
+    epochs cost alike count (see ``_same_cost``), those with the run's mix of stages and its
+    readout first (``_likeness``)."""
     config = resolve(get_experiment(need.experiment, need.variant), profile)
     wanted = json.loads(json.dumps(config.to_dict()))
-    alike = [(r["experiment"] != need.experiment, device is not None and name != device,
-              r["profile"] != profile.name, t * _size(wanted) / _size(r["config"]))
+    alike = [(*_likeness(r, wanted), r["experiment"] != need.experiment,
+              r["config"].get("dataset") != wanted["dataset"],
+              device is not None and name != device, r["profile"] != profile.name,
+              t * _size(wanted) / _size(r["config"]))
              for r, name, t in paces if _same_cost(r["config"], wanted)]
-    return min(alike)[3] if alike else None
+    return min(alike)[-1] if alike else None
 
 
 def plan(
