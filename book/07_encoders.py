@@ -328,8 +328,9 @@ if not paper_runs:
 # * **Table 3 is reproduced, and stage 1 alone reproduces it.** Both models come within half a
 #   point of the paper's 99.31(8)% and 91.35(16)%; but the encoder and head *without any
 #   dynamics*, at the end of stage 1, already score the same, and stage 2 moves the accuracy by
-#   less than half a point. The softmax twin, trained from the same stage 1, ends level with the
-#   Wilson-Cowan model. With a CNN in front, the accuracy of Table 3 is the CNN's.
+#   less than half a point. The softmax twin, trained from the same stage 1 (or from its own,
+#   for a seed whose Wilson-Cowan run is not yet recorded), ends level with the Wilson-Cowan
+#   model. With a CNN in front, the accuracy of Table 3 is the CNN's.
 # * **The dynamics do converge.** Unlike the smoke runs, at paper scale nearly all test states
 #   $x(T)$ end on a planted target (the column *on target*): the dynamics map the head's output,
 #   which stays far from the targets in plain distance, onto the attractor of the class the head
