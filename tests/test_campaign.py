@@ -169,6 +169,9 @@ def test_a_staged_run_is_priced_by_records_with_its_mix_of_stages(tmp_path):
         _record(twin, 0, 1.0, stage1_from="fashion-cnn"),
         _record("fashion-cnn", 0, 3.0),
         _record("mnist-cnn-softmax", 0, 100.0, "cpu"),
+        _record("mnist-cnn", 0, 5.0, "cpu", "smoke-encoded", n_train=2000,
+                config=get_experiment("mnist-cnn").to_dict() | {"epochs": 3, "encoder_options": {
+                    **get_experiment("mnist-cnn").encoder_options, "stage1_epochs": 3}}),
     ]
     for r in records:
         path = tmp_path / r["experiment"] / r["profile"] / f"seed{r['seed']}.json"
@@ -186,6 +189,9 @@ def test_a_staged_run_is_priced_by_records_with_its_mix_of_stages(tmp_path):
     # on a CPU: the paper record of the other IDX set, not its own smoke record
     assert seconds(twin, "cpu") == pytest.approx(100.0 * epochs)
     assert seconds("mnist-cnn", "cuda") == pytest.approx(3.0 * epochs)
+    # but a Wilson-Cowan readout is priced by its own smoke record before a softmax one, which
+    # lacks the dynamics' cost (2000 of 60000 images: 30 times the smoke pace)
+    assert seconds("mnist-cnn", "cpu") == pytest.approx(30 * 5.0 * epochs)
 
 
 def test_an_ensemble_is_priced_by_the_devices_ensemble_benchmark(tmp_path):
