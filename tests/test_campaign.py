@@ -158,20 +158,19 @@ def test_estimates_come_from_records_whose_epochs_cost_alike(tmp_path):
 def test_a_staged_run_is_priced_by_records_with_its_mix_of_stages(tmp_path):
     # A smoke run's mean over 3 + 3 epochs undersells 35 batch-10 epochs before 70 at batch 200;
     # a twin that took its stage 1 from its sibling timed stage 2 alone.
-    smoke = Profile(name="smoke-encoded", description="test", n_train=2000, epochs=3,
-                    stage1_epochs=3)
+    def smoke(experiment, seconds):  # the smoke-encoded profile: 3 + 3 epochs of 2000 images
+        config = get_experiment(experiment)
+        options = {**config.encoder_options, "stage1_epochs": 3}
+        return _record(experiment, 0, seconds, "cpu", "smoke-encoded", n_train=2000,
+                       config=config.to_dict() | {"epochs": 3, "encoder_options": options})
+
     twin = "fashion-cnn-softmax"
     records = [
-        _record(twin, 0, 2.0, "cpu", "smoke-encoded", n_train=2000,
-                config=get_experiment(twin).to_dict() | {"epochs": 3, "encoder_options": {
-                    **get_experiment(twin).encoder_options, "stage1_epochs": 3}},
-                profile_config={"name": smoke.name}),
+        smoke(twin, 2.0),
         _record(twin, 0, 1.0, stage1_from="fashion-cnn"),
         _record("fashion-cnn", 0, 3.0),
         _record("mnist-cnn-softmax", 0, 100.0, "cpu"),
-        _record("mnist-cnn", 0, 5.0, "cpu", "smoke-encoded", n_train=2000,
-                config=get_experiment("mnist-cnn").to_dict() | {"epochs": 3, "encoder_options": {
-                    **get_experiment("mnist-cnn").encoder_options, "stage1_epochs": 3}}),
+        smoke("mnist-cnn", 5.0),
     ]
     for r in records:
         path = tmp_path / r["experiment"] / r["profile"] / f"seed{r['seed']}.json"

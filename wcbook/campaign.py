@@ -229,14 +229,17 @@ def _stage_mix(config: dict[str, Any], stage1_reused: bool = False) -> tuple[flo
     return tuple(round(n / max(sum(epochs), 1), 3) for n in epochs)
 
 
-def _likeness(record: dict[str, Any], config: dict[str, Any]) -> tuple[bool, bool, bool]:
-    """How a record's epochs may differ in cost from ``config``'s, worst first: a softmax
+def _likeness(
+    record: dict[str, Any], config: dict[str, Any], mix: tuple[float, ...] | None
+) -> tuple[bool, bool, bool]:
+    """How a record's epochs may differ in cost from ``config``'s (whose ``_stage_mix`` is
+    ``mix``), worst first: a softmax
     readout pricing a Wilson-Cowan one (it lacks the dynamics' cost), another mix of training
     stages (a batch-10 stage-1 epoch can cost several stage-2 epochs: a smoke run's mean priced
     a paper CPU epoch at 79 s that took 128 s with the same Adam), then another readout."""
     readout = [(c.get("encoder_options") or {}).get("readout") for c in (record["config"], config)]
-    mix = _stage_mix(record["config"], bool(record.get("stage1_from")))
-    return (readout == ["softmax", "wc"], mix != _stage_mix(config), readout[0] != readout[1])
+    own = _stage_mix(record["config"], bool(record.get("stage1_from")))
+    return (readout == ["softmax", "wc"], own != mix, readout[0] != readout[1])
 
 
 def _epoch_seconds(
@@ -250,7 +253,8 @@ def _epoch_seconds(
     readout first (``_likeness``)."""
     config = resolve(get_experiment(need.experiment, need.variant), profile)
     wanted = json.loads(json.dumps(config.to_dict()))
-    alike = [(*_likeness(r, wanted), r["experiment"] != need.experiment,
+    mix = _stage_mix(wanted)
+    alike = [(*_likeness(r, wanted, mix), r["experiment"] != need.experiment,
               r["config"].get("dataset") != wanted["dataset"],
               device is not None and name != device, r["profile"] != profile.name,
               t * _size(wanted) / _size(r["config"]))
