@@ -127,9 +127,11 @@ print(f"trainable parameters at N = 784: Wilson-Cowan {wc_params:,}, MLP {mlp_pa
 # (`wcbook.training.train_ensemble`: each member keeps its own initialisation, data order and Adam
 # state), at a profile small enough for that: images resized to 10x10 ($N = 100$), the first 4000
 # training and 2000 test images, 25 epochs (500 Adam steps). From scratch the network first sits
-# near chance while $\gamma$ grows; at this size 500 steps are enough to leave that plateau (the
-# checks below say so for every seed). The runs go to a temporary folder, so re-executing the
-# chapter never touches the archived records. (Set
+# near chance while $\gamma$ grows; at this size 500 steps are usually enough to leave that
+# plateau, but not always: which seed stays on it changes with the machine (on one 2-core CPU all
+# four left it, on another one seed stayed near chance), so the checks below ask it of three
+# seeds in four. The runs go to a temporary folder, so re-executing the chapter never touches the
+# archived records. (Set
 # `WCBOOK_PROFILE=paper` to render the chapter from the paper-profile checkpoint of seed 0 made
 # with `python -m wcbook run mnist-scratch --profile paper`.)
 
@@ -157,13 +159,13 @@ print(f"{sum(r['wall_time_s'] for r in records):.0f} s elapsed on {record['devic
 
 # %% [markdown]
 # The table and the figure above change with the machine, so the tests do not compare them; they
-# compare these coarse checks, which hold for every seed:
+# compare these coarse checks:
 
 # %%
 finished = seeds[seeds["status"] == "finished"]
 print(f"{len(finished)} of {len(SEEDS)} seeds finished (none diverged):", len(finished) == len(SEEDS))
-print("every seed left the chance plateau of 0.1 (test accuracy > 0.3):",
-      bool((finished["test_accuracy"] > 0.3).all()))
+print("at least 3 of 4 seeds left the chance plateau of 0.1 (test accuracy > 0.3):",
+      int((finished["test_accuracy"] > 0.3).sum()) >= 3)
 print("gamma grew from its initial 0.25 in every seed (> 0.5):", bool((finished["gamma"] > 0.5).all()))
 print("every record carries its provenance:",
       all(k in r for r in records for k in ("commit", "device", "config", "seed", "wall_time_s")))

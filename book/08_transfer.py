@@ -343,7 +343,7 @@ print("every twin reused the Wilson-Cowan run of its seed:",
       all(t["stage1_from"] == "flowers-transfer" and t["seed"] == r["seed"] for r, t in pairs),
       all(t["metrics"]["stage1_test_accuracy"] == r["metrics"]["stage1_test_accuracy"] for r, t in pairs))
 print("stage-1 accuracy above chance (> 0.25) in every seed:", bool((seeds["stage1_test_accuracy"] > 0.25).all()))
-print("softmax twin above chance (> 0.35) in every seed:", bool((seeds["twin_test_accuracy"] > 0.35).all()))
+print("softmax twin above chance (> 0.25) in every seed:", bool((seeds["twin_test_accuracy"] > 0.25).all()))
 print("gamma finite, and moved from 0.25 by more than 0.005 in every seed:",
       bool(torch.isfinite(torch.tensor(seeds["gamma"].to_numpy())).all()),
       bool(((seeds["gamma"] - 0.25).abs() > 0.005).all()))
