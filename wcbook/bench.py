@@ -857,6 +857,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--members", type=int, nargs="+", help="ensemble sizes for --ensemble (1 2 5 10 20)"
     )
     parser.add_argument("--sizes", type=int, nargs="+", help="N for --ensemble (196 784 1225)")
+    parser.add_argument(
+        "--optimizer",
+        metavar="EXPERIMENT",
+        help="Adam's for-loop, foreach and fused steps on this experiment's first stage instead "
+        "(--repeats: rounds, default 5; --quick: 5 steps a round instead of 50)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -874,6 +880,14 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
         )
         print(f"record: {write_record(record, out, kind='ensemble')}")
+        return 0
+    if args.optimizer:
+        from .bench_optimizer import format_optimizer, optimizer_benchmark
+
+        record = optimizer_benchmark(args.optimizer, args.device, rounds=args.repeats or 5,
+                                     steps=5 if args.quick else 50)
+        print(format_optimizer(record))
+        print(f"record: {write_record(record, out, kind='optimizer')}")
         return 0
     if args.training:
         record = compare_training(
