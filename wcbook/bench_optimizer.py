@@ -4,13 +4,13 @@ PyTorch's Adam updates the parameters one tensor at a time (``foreach=False``), 
 multi-tensor kernel per operation (``foreach=True``), or in one fused kernel (``fused=True``);
 the three do the same arithmetic up to float rounding. This benchmark times the step the
 training loop takes in an experiment's first stage (forward, loss, backward, Adam, clamps) on
-batches of that stage's size drawn from the real training images, once with each
-implementation. Rounds interleave the three, in a rotating order, so that a machine whose speed
-drifts slows all of them alike; each round gives every implementation's median step, and the
-ratio to the for-loop is taken within a round. ``agree`` is the largest parameter difference
-after one step of each from the same start. ``python -m wcbook bench --optimizer EXPERIMENT``
-writes the record as ``<device>-optimizer-<UTC stamp>.json`` (schema
-``wcbook-bench-optimizer/1``).
+batches of that stage's size drawn from the real training images (a frozen encoder's features
+computed once, as the loop does), once with each implementation. Rounds interleave the three,
+in a rotating order, so that a machine whose speed drifts slows all of them alike; each round
+gives every implementation's median step, and the ratio to the for-loop is taken within a
+round. ``agree`` is the largest parameter difference after one step of each from the same
+start. ``python -m wcbook bench --optimizer EXPERIMENT`` writes the record as
+``<device>-optimizer-<UTC stamp>.json`` (schema ``wcbook-bench-optimizer/1``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 
 from .ensemble import Ensemble
 from .experiments import get_experiment, get_profile
-from .kinds import kind_of
+from .kinds import Split, kind_of
 from .training.loop import _make_step
 from .training.provenance import select_device
 
@@ -68,7 +68,9 @@ def _setups(experiment: str, device: torch.device) -> tuple[Any, dict[str, Any],
     return ensemble, steps, batch
 
 
-def _agreement(ensemble: Any, steps: dict[str, Any], images, labels) -> float:
+def _agreement(
+    ensemble: Any, steps: dict[str, Any], images: torch.Tensor, labels: torch.Tensor
+) -> float:
     """Largest difference between the parameters after one step of each implementation
     from the same start (and the same fresh optimiser state)."""
     start = copy.deepcopy(ensemble.state_dict())
@@ -109,11 +111,15 @@ def optimizer_benchmark(
     dev = select_device(device or "auto")
     started, wall0 = dt_.datetime.now(dt_.timezone.utc), time.perf_counter()
     config = get_experiment(experiment)
-    train, _ = kind_of(config).load_data(config, get_profile("paper"), dev)
+    kind = kind_of(config)
+    train, _ = kind.load_data(config, get_profile("paper"), dev)
     ensemble, by_name, batch = _setups(experiment, dev)
     g = torch.Generator().manual_seed(0)
-    picks = torch.randint(0, len(train), (steps + 2, batch), generator=g).to(dev)
-    batches = [(train.images[i].unsqueeze(0), train.labels[i].unsqueeze(0)) for i in picks]
+    picks = torch.randint(0, len(train), ((steps + 2) * batch,), generator=g).to(dev)
+    drawn = Split(train.images[picks], train.labels[picks])
+    drawn, _ = kind.prepare(ensemble.template, (drawn, drawn))  # a frozen encoder's features
+    batches = [(drawn.images[k:k + batch].unsqueeze(0), drawn.labels[k:k + batch].unsqueeze(0))
+               for k in range(0, len(drawn), batch)]
     agree = _agreement(ensemble, by_name, *batches[0])
     names = list(by_name)
     rows = []
