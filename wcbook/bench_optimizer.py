@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 
+from .bench import _provenance, _sync
 from .ensemble import Ensemble
-from .experiments import get_experiment, get_profile
-from .kinds import Split, kind_of
+from .experiments import ExperimentConfig, get_experiment, get_profile
+from .kinds import Kind, Split, kind_of
 from .training.loop import _make_step
 from .training.provenance import select_device
 
@@ -46,11 +47,11 @@ IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
 _CHOSEN = ("foreach", "fused", "capturable", "differentiable")
 
 
-def _setups(experiment: str, device: torch.device) -> tuple[Any, dict[str, Any], int]:
+def _setups(
+    config: ExperimentConfig, kind: Kind, device: torch.device
+) -> tuple[Any, dict[str, Any], int]:
     """One model of the experiment in its first stage, stacked as an ensemble of one, with a
     training step per implementation; returns (ensemble, steps by name, batch size)."""
-    config = get_experiment(experiment)
-    kind = kind_of(config)
     ensemble = Ensemble([kind.build(config, 0)]).to(device)
     stage, _, batch = config.stages[0]
     kind.configure(ensemble.template, stage, None)
@@ -88,12 +89,10 @@ def _median_step(step: Any, batches: list, device: torch.device) -> float:
     """Median wall time of ``step`` over ``batches`` (the device synchronised around each)."""
     times = []
     for images, labels in batches:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _sync(device)
         tick = time.perf_counter()
         step(images, labels)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _sync(device)
         times.append(time.perf_counter() - tick)
     return statistics.median(times)
 
@@ -106,14 +105,12 @@ def optimizer_benchmark(
 ) -> dict[str, Any]:
     """Per-round median step of each Adam implementation and the ratios to the for-loop
     (see the module docstring); the record also prices a paper epoch of the first stage."""
-    from .bench import _provenance
-
     dev = select_device(device or "auto")
     started, wall0 = dt_.datetime.now(dt_.timezone.utc), time.perf_counter()
     config = get_experiment(experiment)
     kind = kind_of(config)
     train, _ = kind.load_data(config, get_profile("paper"), dev)
-    ensemble, by_name, batch = _setups(experiment, dev)
+    ensemble, by_name, batch = _setups(config, kind, dev)
     g = torch.Generator().manual_seed(0)
     picks = torch.randint(0, len(train), ((steps + 2) * batch,), generator=g).to(dev)
     drawn = Split(train.images[picks], train.labels[picks])
