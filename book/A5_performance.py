@@ -310,7 +310,8 @@ fig.tight_layout();
 # (`wcbook.kinds.adam_options`). `python -m wcbook bench --optimizer fashion-cnn-softmax` times
 # the loop's own step (forward, loss, backward, Adam) of that experiment's stage 1 on real
 # training images with each implementation, in interleaved rounds so that a machine whose speed
-# drifts slows the three alike, and takes each ratio to the for-loop within a round:
+# drifts slows the three alike, and takes each ratio to the for-loop within a round (`--stage 2`
+# times the second stage instead: batch 200, through the dynamics):
 
 # %%
 from wcbook.bench_optimizer import SCHEMA as OPTIMIZER_SCHEMA
@@ -327,12 +328,13 @@ for r in optimizer_records:
 # %% tags=["nbval-ignore-output"]
 columns = ["Adam", "step ms", "ratio to for-loop", "ratio range", "epoch s"]
 for r in optimizer_records:
-    prov = r["provenance"]
+    work, prov = r["workload"], r["provenance"]
     rows = [[row["Adam"], f"{row['step ms']:.2f}", f"{row['ratio to for-loop']:.3f}",
              row["ratio range"], f"{row['epoch s']:.1f}"] for row in optimizer_table(r)]
-    display(styled(frame(rows, columns), f"optimizer-{prov['started_utc'][:10]}",
+    name = f"optimizer-stage{work['stage']}-{prov['started_utc'][:10]}"
+    display(styled(frame(rows, columns), name,
                    numeric=["step ms", "ratio to for-loop", "epoch s"],
-                   caption=f"{r['workload']['experiment']}, stage 1 step on "
+                   caption=f"{work['experiment']}, stage {work['stage']} step on "
                            f"{prov['device_name']}: median over rounds (epoch s: the steps of "
                            "one paper epoch alone)"))
 
@@ -352,6 +354,7 @@ for r in optimizer_records:
 # python -m wcbook run mnist-scratch --profile paper --engine compiled
 # python -m wcbook bench --ensemble      # ensembles against separate processes
 # python -m wcbook bench --optimizer fashion-cnn-softmax   # Adam: for-loop, foreach, fused
+# python -m wcbook bench --optimizer mnist-cnn --stage 2    # the same in a stage with dynamics
 # python -m wcbook run mnist-scratch --profile paper --seeds 5   # five seeds, one ensemble
 # torchrun --nproc_per_node=gpu -m wcbook run mnist-scratch --profile paper --seeds 5
 # torchrun --nproc_per_node=2 -m wcbook run mnist-scratch --profile paper --data-parallel

@@ -46,3 +46,19 @@ def test_command_line(synthetic_env, tmp_path, capsys):
     saved = json.loads(path.read_text())
     assert saved["workload"]["rounds"] == 1 and saved["workload"]["timed_steps"] == 5
     assert "fused" in out and str(path) in out
+
+
+def test_a_later_stage_runs_the_dynamics(synthetic_env):
+    record = optimizer_benchmark("mnist-cnn", device="cpu", rounds=1, steps=1, stage=2)
+    assert record["workload"]["stage"] == 2 and record["workload"]["batch"] == 200
+    assert record["workload"]["steps_per_epoch"] == 2  # 300 synthetic images
+    assert 0 <= record["agree"] < 1e-6
+
+
+def test_a_stage_the_experiment_lacks_is_refused(synthetic_env, capsys):
+    with pytest.raises(ValueError, match="mnist-scratch has no stage 2"):
+        optimizer_benchmark("mnist-scratch", device="cpu", stage=2)
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--optimizer", "mnist-cnn", "--stage", "3", "--device", "cpu"])
+    assert stop.value.code == 2
+    assert "mnist-cnn has no stage 3; its stages: [1, 2]" in capsys.readouterr().err

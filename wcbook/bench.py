@@ -863,6 +863,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Adam's for-loop, foreach and fused steps on this experiment's first stage instead "
         "(--repeats: rounds, default 5; --quick: 5 steps a round instead of 50)",
     )
+    parser.add_argument(
+        "--stage", type=int, help="the stage --optimizer times (default: the experiment's first)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -882,10 +885,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"record: {write_record(record, out, kind='ensemble')}")
         return 0
     if args.optimizer:
-        from .bench_optimizer import format_optimizer, optimizer_benchmark
+        from .bench_optimizer import format_optimizer, optimizer_benchmark, stage_entry
+        from .cli import UsageError
 
+        try:
+            stage_entry(get_experiment(args.optimizer), args.stage)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         record = optimizer_benchmark(args.optimizer, args.device, rounds=args.repeats or 5,
-                                     steps=5 if args.quick else 50)
+                                     steps=5 if args.quick else 50, stage=args.stage)
         print(format_optimizer(record))
         print(f"record: {write_record(record, out, kind='optimizer')}")
         return 0

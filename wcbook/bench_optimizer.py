@@ -3,13 +3,13 @@
 PyTorch's Adam updates the parameters one tensor at a time (``foreach=False``), with one
 multi-tensor kernel per operation (``foreach=True``), or in one fused kernel (``fused=True``);
 the three do the same arithmetic up to float rounding. This benchmark times the step the
-training loop takes in an experiment's first stage (forward, loss, backward, Adam, clamps) on
-batches of that stage's size drawn from the real training images (a frozen encoder's features
-computed once, as the loop does), once with each implementation. Rounds interleave the three,
-in a rotating order, so that a machine whose speed drifts slows all of them alike; each round
-gives every implementation's median step, and the ratio to the for-loop is taken within a
-round. ``agree`` is the largest parameter difference after one step of each from the same
-start. ``python -m wcbook bench --optimizer EXPERIMENT`` writes the record as
+training loop takes in one stage of an experiment (forward, loss, backward, Adam, clamps; in
+a stage with dynamics, their integration by the loop's default engine) on batches of that
+stage's size drawn from the real training images (a frozen encoder's features computed once, as
+the loop does), once with each implementation. Rounds interleave the three, in a rotating
+order, so that a machine whose speed drifts slows all of them alike; each round gives every
+implementation's median step, and the ratio to the for-loop is taken within a round. ``agree`` is the largest parameter difference after one step of each from the same
+start. ``python -m wcbook bench --optimizer EXPERIMENT [--stage S]`` writes the record as
 ``<device>-optimizer-<UTC stamp>.json`` (schema ``wcbook-bench-optimizer/1``).
 """
 
@@ -33,7 +33,8 @@ from .training.loop import _make_step
 from .training.provenance import select_device
 
 __all__ = [
-    "IMPLEMENTATIONS", "SCHEMA", "format_optimizer", "optimizer_benchmark", "optimizer_table"
+    "IMPLEMENTATIONS", "SCHEMA", "format_optimizer", "optimizer_benchmark", "optimizer_table",
+    "stage_entry",
 ]
 
 SCHEMA = "wcbook-bench-optimizer/1"
@@ -47,14 +48,27 @@ IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
 _CHOSEN = ("foreach", "fused", "capturable", "differentiable")
 
 
+def stage_entry(config: ExperimentConfig, stage: int | None) -> tuple[int | None, int, int]:
+    """The ``(stage, epochs, batch)`` entry of ``config.stages`` for ``stage`` (None: the
+    first); an error names the experiment's stages when it has no such stage."""
+    if stage is None:
+        return config.stages[0]
+    for entry in config.stages:
+        if entry[0] == stage:
+            return entry
+    have = [s for s, _, _ in config.stages if s is not None]
+    raise ValueError(f"{config.name} has no stage {stage}; its stages: {have or 'one, unnamed'}"
+                     " (leave --stage out for the first)")
+
+
 def _setups(
-    config: ExperimentConfig, kind: Kind, device: torch.device
-) -> tuple[Any, dict[str, Any], int]:
-    """One model of the experiment in its first stage, stacked as an ensemble of one, with a
-    training step per implementation; returns (ensemble, steps by name, batch size)."""
+    config: ExperimentConfig, kind: Kind, device: torch.device, stage: int | None
+) -> tuple[Any, dict[str, Any]]:
+    """One model of the experiment in ``stage`` (an entry of ``config.stages``), stacked as an
+    ensemble of one, with a training step per implementation; returns (ensemble, steps by
+    name)."""
     ensemble = Ensemble([kind.build(config, 0)]).to(device)
-    stage, _, batch = config.stages[0]
-    kind.configure(ensemble.template, stage, None)
+    kind.configure(ensemble.template, stage, "fast" if kind.has_engine(config) else None)
     names = kind.trainable(ensemble.template, stage)
     groups = [{"params": ensemble.parameters_of(group), **settings}
               for group, settings in kind.groups(ensemble.template, config, names, stage)]
@@ -66,7 +80,7 @@ def _setups(
         optimizer = type(base)([dict(g) for g in groups], **settings, **options)
         run = SimpleNamespace(ensemble=ensemble, optimizer=optimizer, scheduler=None)
         steps[name] = _make_step(run, ensemble, alive)
-    return ensemble, steps, batch
+    return ensemble, steps
 
 
 def _agreement(
@@ -102,19 +116,23 @@ def optimizer_benchmark(
     device: str | None = None,
     rounds: int = 5,
     steps: int = 50,
+    stage: int | None = None,
 ) -> dict[str, Any]:
-    """Per-round median step of each Adam implementation and the ratios to the for-loop
-    (see the module docstring); the record also prices a paper epoch of the first stage."""
+    """Per-round median step of each Adam implementation in ``stage`` (None: the first) and
+    the ratios to the for-loop (see the module docstring); the record also prices a paper
+    epoch of the stage."""
     dev = select_device(device or "auto")
     started, wall0 = dt_.datetime.now(dt_.timezone.utc), time.perf_counter()
     config = get_experiment(experiment)
     kind = kind_of(config)
+    stage, _, batch = stage_entry(config, stage)
     train, _ = kind.load_data(config, get_profile("paper"), dev)
-    ensemble, by_name, batch = _setups(config, kind, dev)
+    ensemble, by_name = _setups(config, kind, dev, stage)
     g = torch.Generator().manual_seed(0)
     picks = torch.randint(0, len(train), ((steps + 2) * batch,), generator=g).to(dev)
     drawn = Split(train.images[picks], train.labels[picks])
-    drawn, _ = kind.prepare(ensemble.template, (drawn, drawn))  # a frozen encoder's features
+    one = Split(drawn.images[:1], drawn.labels[:1])  # prepare wants a test split too
+    drawn, _ = kind.prepare(ensemble.template, (drawn, one))  # a frozen encoder's features
     batches = [(drawn.images[k:k + batch].unsqueeze(0), drawn.labels[k:k + batch].unsqueeze(0))
                for k in range(0, len(drawn), batch)]
     agree = _agreement(ensemble, by_name, *batches[0])
@@ -129,7 +147,7 @@ def optimizer_benchmark(
                      "ratio_to_loop": {n: s / seconds["for-loop"] for n, s in seconds.items()}})
     return {
         "schema": SCHEMA,
-        "workload": {"experiment": experiment, "stage": config.stages[0][0], "batch": batch,
+        "workload": {"experiment": experiment, "stage": stage, "batch": batch,
                      "steps_per_epoch": math.ceil(len(train) / batch), "timed_steps": steps,
                      "rounds": rounds},
         "agree": agree,
