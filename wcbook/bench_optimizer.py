@@ -8,8 +8,9 @@ a stage with dynamics, their integration by the loop's default engine) on batche
 stage's size drawn from the real training images (a frozen encoder's features computed once, as
 the loop does), once with each implementation. Rounds interleave the three, in a rotating
 order, so that a machine whose speed drifts slows all of them alike; each round gives every
-implementation's median step, and the ratio to the for-loop is taken within a round. ``agree`` is the largest parameter difference after one step of each from the same
-start. ``python -m wcbook bench --optimizer EXPERIMENT [--stage S]`` writes the record as
+implementation's median step, and the ratio to the for-loop is taken within a round.
+``agree`` is the largest parameter difference after one step of each from the same start.
+``python -m wcbook bench --optimizer EXPERIMENT [--stage S]`` writes the record as
 ``<device>-optimizer-<UTC stamp>.json`` (schema ``wcbook-bench-optimizer/1``).
 """
 
